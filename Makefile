@@ -1,0 +1,121 @@
+# hpc.vcluster: every target sets up what it needs on a fresh Debian 12 machine.
+#   make test    everything that proves the project works (what CI runs)
+#   make demo    bring up the lab and deploy examples/vclusters/demo.yml on it
+# Parts: make lint | sanity | unit | contract | integration | molecule | build-check
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+ROOT        := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+PYTHON      ?= python3
+VENV        := $(ROOT)/.venv
+BIN         := $(VENV)/bin
+COLLECTIONS := $(ROOT)/.collections
+CACHE       := $(ROOT)/.cache
+STAMP       := $(VENV)/.stamp
+ANSIBLE_WHEEL := ansible==12.3.0
+
+# Debian packages: podman and friends for the lab nodes, debootstrap for the base image,
+# ssh client for Ansible, git for the sanity copy.
+APT_PACKAGES := podman runc aardvark-dns netavark debootstrap openssh-client git ca-certificates iproute2
+
+export ANSIBLE_CONFIG       := $(ROOT)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export CONTAINERS_CONF      := $(ROOT)/lab/containers.conf
+export PATH                 := $(BIN):$(PATH)
+
+.PHONY: help
+help:
+	@sed -n '2,4p' $(ROOT)/Makefile
+
+# ---------------------------------------------------------------------------- setup
+.PHONY: deps venv
+deps: $(CACHE)/.apt-stamp
+$(CACHE)/.apt-stamp:
+	@mkdir -p $(CACHE)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@touch $@
+
+venv: $(STAMP)
+$(STAMP): $(CACHE)/.apt-stamp requirements/dev.in requirements/constraints.txt requirements/collections.yml lab/pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.in -c requirements/constraints.txt 2> >(grep -v '^WARNING: Location' >&2)
+	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e lab 2> >(grep -v '^WARNING: Location' >&2)
+	@$(BIN)/python tools/install-collections.py --requirements requirements/collections.yml \
+	    --wheel-spec $(ANSIBLE_WHEEL) --dest $(COLLECTIONS) 2> >(grep -v '^WARNING: Location' >&2)
+	@mkdir -p $(COLLECTIONS)/ansible_collections/hpc
+	@ln -sfn ../../.. $(COLLECTIONS)/ansible_collections/hpc/vcluster
+	@touch $@
+
+.PHONY: constraints
+constraints: ## refresh the pinned set after editing requirements/dev.in
+	@rm -rf $(CACHE)/venv-freeze && $(PYTHON) -m venv $(CACHE)/venv-freeze
+	@$(CACHE)/venv-freeze/bin/pip install --quiet -r requirements/dev.in
+	@$(CACHE)/venv-freeze/bin/pip freeze --exclude-editable > requirements/constraints.txt
+	@rm -rf $(CACHE)/venv-freeze
+
+# ---------------------------------------------------------------------------- checks
+.PHONY: test lint sanity unit contract integration molecule build-check changelog-lint
+test: venv
+	@$(BIN)/python tools/run-suite.py \
+	    "lint=$(MAKE) lint" "sanity=$(MAKE) sanity" "unit=$(MAKE) unit" \
+	    "build-check=$(MAKE) build-check" "contract=$(MAKE) contract" \
+	    "integration=$(MAKE) integration" "molecule=$(MAKE) molecule"
+
+lint: venv
+	@echo "== ansible-lint (production profile)"
+	@$(BIN)/ansible-lint --profile production --offline -q
+	@echo "== antsibull-changelog lint"
+	@$(BIN)/antsibull-changelog lint
+
+# ansible-test only runs inside .../ansible_collections/<ns>/<name> and refuses symlinked
+# trees, so the tracked (and new, not ignored) files are copied to a scratch tree.
+# HOME points at a project cache holding an offline stand-in for ansible-test's get-pip.
+SANITY_TREE := $(CACHE)/sanity/ansible_collections/hpc/vcluster
+sanity: venv
+	@echo "== ansible-test sanity"
+	@rm -rf $(CACHE)/sanity && mkdir -p $(SANITY_TREE)
+	@git ls-files -z --cached --others --exclude-standard | grep -z -v -E '^(lab|\.ci)/' \
+	    | xargs -0 -I{} sh -c 'test -e "{}" && echo "{}"' | tar -C $(ROOT) -cf - -T - | tar -C $(SANITY_TREE) -xf -
+	@mkdir -p $(CACHE)/ansible-test-home/.ansible/test/cache
+	@cp tools/get-pip-offline.py $(CACHE)/ansible-test-home/.ansible/test/cache/get_pip_24_2.py
+	@cd $(SANITY_TREE) && HOME=$(CACHE)/ansible-test-home $(BIN)/ansible-test sanity --venv --python 3.11 \
+	    --color no 2>&1 | grep -v -E '^(Collecting|  Downloading|  Using cached|Installing collected|Successfully installed|  Attempting uninstall|    Found existing|    Uninstalling|      Successfully uninstalled|     ━)' ; \
+	    exit $${PIPESTATUS[0]}
+
+unit: venv
+	@echo "== unit tests"
+	@$(BIN)/pytest -q tests/unit
+
+build-check: venv
+	@echo "== collection build and install"
+	@$(BIN)/pytest -q tests/build
+
+contract: venv
+	@echo "== lab contract and behaviour tests"
+	@$(BIN)/pytest -q tests/lab
+
+integration: venv
+	@echo "== integration tests against the lab"
+	@$(BIN)/pytest -q tests/integration
+
+molecule: venv
+	@echo "== molecule scenarios"
+	@$(BIN)/python tools/run-molecule.py
+
+# ---------------------------------------------------------------------------- build
+.PHONY: build
+build: venv
+	@mkdir -p build
+	@$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+.PHONY: clean
+clean:
+	@rm -rf build $(CACHE)/sanity tests/output .pytest_cache
