@@ -1,0 +1,136 @@
+# -*- coding: utf-8 -*-
+# Copyright: hpc.vcluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Client for SMD (the Hardware State Manager, HSM v2): components, labels (groups), partitions.
+
+The same contract on OpenCHAMI (``/hsm/v2``) and CSM (``/apis/smd/hsm/v2``) with one
+difference that matters: only OpenCHAMI's SMD can replace a group's member list in one
+call (``PUT /groups/{label}/members``); Cray's adds and removes one xname per call.
+``set_members`` hides that. Every read is a bulk call: never one request per node.
+"""
+from __future__ import annotations
+
+import re
+
+from ansible_collections.hpc.vcluster.plugins.module_utils._api import ApiError, decode_json
+
+# What SMD accepts as a label after lower-casing it; vCluster labels are stricter
+# (``[a-z][a-z0-9_]*``) so that CSM's CFS inventory and Ansible keep them.
+SMD_LABEL_RE = re.compile(r"^[-a-z0-9:._]+$")
+VCLUSTER_LABEL_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+XNAME_NODE_RE = re.compile(r"^x\d+c\d+s\d+b\d+n\d+$")
+
+COMPONENT_FILTERS = ("id", "type", "state", "flag", "role", "subrole", "enabled", "softwarestatus", "subtype",
+                     "arch", "class", "nid", "nid_start", "nid_end", "group", "partition")
+
+
+def _params(filters):
+    """Query parameters from filters: lists become repeated keys (OR), None is dropped."""
+    params = []
+    for key in sorted(filters):
+        value = filters[key]
+        if value is None or value == []:
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, bool):
+                item = "true" if item else "false"
+            params.append((key, str(item)))
+    return params
+
+
+class SmdClient(object):
+    def __init__(self, transport, base_url, put_members=True):
+        self.transport = transport
+        self.base = base_url
+        self.put_members = put_members
+
+    def _get(self, path, params=None, missing_ok=False):
+        expect = (200, 404) if missing_ok else None
+        response = self.transport.request("GET", self.base + path, service="smd", params=params, expect=expect)
+        if missing_ok and response.status_code == 404:
+            return None
+        return decode_json(response, "smd")
+
+    # -- components ----------------------------------------------------------------
+    def components(self, **filters):
+        """Components matching SMD's server-side filters (lists = OR within a key, AND across keys)."""
+        unknown = set(filters) - set(COMPONENT_FILTERS)
+        if unknown:
+            raise ValueError("unknown component filters: %s" % ", ".join(sorted(unknown)))
+        body = self._get("/State/Components", _params(filters)) or {}
+        return body.get("Components") or []
+
+    def component(self, xname):
+        return self._get("/State/Components/%s" % xname, missing_ok=True)
+
+    def memberships(self, **filters):
+        """Group labels and partition of every component, in one call."""
+        return self._get("/memberships", _params(filters)) or []
+
+    def ethernet_interfaces(self, **filters):
+        return self._get("/Inventory/EthernetInterfaces", _params(filters)) or []
+
+    # -- labels (groups) -----------------------------------------------------------
+    def groups(self, labels=None, tag=None):
+        return self._get("/groups", _params({"group": labels, "tag": tag})) or []
+
+    def group(self, label):
+        return self._get("/groups/%s" % label, missing_ok=True)
+
+    def labels(self):
+        return self._get("/groups/labels") or []
+
+    def create_group(self, label, description="", tags=None, exclusive_group=None, members=None):
+        body = {"label": label, "description": description or "", "members": {"ids": sorted(members or [])}}
+        if tags:
+            body["tags"] = list(tags)
+        if exclusive_group:
+            body["exclusiveGroup"] = exclusive_group
+        self.transport.request("POST", self.base + "/groups", service="smd", json_body=body)
+
+    def update_group(self, label, description=None, tags=None):
+        body = {}
+        if description is not None:
+            body["description"] = description
+        if tags is not None:
+            body["tags"] = list(tags)
+        if body:
+            self.transport.request("PATCH", self.base + "/groups/%s" % label, service="smd", json_body=body)
+
+    def delete_group(self, label):
+        self.transport.request("DELETE", self.base + "/groups/%s" % label, service="smd")
+
+    def add_member(self, label, xname):
+        self.transport.request("POST", self.base + "/groups/%s/members" % label, service="smd", json_body={"id": xname})
+
+    def remove_member(self, label, xname):
+        self.transport.request("DELETE", self.base + "/groups/%s/members/%s" % (label, xname), service="smd")
+
+    def set_members(self, label, wanted, current):
+        """Make the label's members exactly ``wanted``; returns (added, removed).
+
+        One PUT where the SMD has it (OpenCHAMI), else one call per change (CSM), adding
+        before removing so that a failure half-way never leaves the label emptier than asked.
+        """
+        wanted, current = set(wanted), set(current)
+        added, removed = sorted(wanted - current), sorted(current - wanted)
+        if not added and not removed:
+            return added, removed
+        if self.put_members:
+            try:
+                self.transport.request("PUT", self.base + "/groups/%s/members" % label, service="smd",
+                                       json_body={"group": label, "ids": sorted(wanted)})
+                return added, removed
+            except ApiError as exc:
+                if exc.status != 405:
+                    raise
+                self.put_members = False  # an SMD without bulk member updates
+        for xname in added:
+            self.add_member(label, xname)
+        for xname in removed:
+            self.remove_member(label, xname)
+        return added, removed
+
+    # -- partitions ------------------------------------------------------------------
+    def partitions(self):
+        return self._get("/partitions") or []
