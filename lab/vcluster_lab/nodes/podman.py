@@ -1,0 +1,321 @@
+"""The ``podman`` node driver: each lab node is a podman container running systemd and sshd.
+
+A node container is what a real node is to the management plane: powering it on boots
+its image (the one its BSS boot parameters name), a soft restart is ``podman restart``
+(systemd shuts down and boots again), a hard one is kill + start, and a node booted into
+another image is recreated from it. Its management address, MAC and hostname are the
+ones SMD holds. A fabric-manager VLAN is a podman network of its own that only the
+nodes put on it share.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+from .. import images
+from ..containers import (NODE_LABEL, RUN_OPTIONS, XNAME_LABEL, PodmanError, image_id, lab_labels, lab_prefix, podman, podman_json)
+from ..ssh import ensure_key, sshd_answers
+from .base import BuiltImage, DriverError, NodeSpec
+
+MGMT_SUBNET = "10.252.0.0/16"
+NID_LABEL = "io.vcluster.lab.nid"
+IP_LABEL = "io.vcluster.lab.ip"
+MAC_LABEL = "io.vcluster.lab.mac"
+VLAN_LABEL = "io.vcluster.lab.vlan"
+#: Gives lab nodes the state they would have on real hardware: no "created" limbo.
+_ON = {"running", "paused", "stopping"}
+
+
+def vlan_subnet(vlan_id: int) -> ipaddress.IPv4Network:
+    """The VLAN's subnet, 10.(100 + id//256).(id%256).0/24 (architecture.md)."""
+    if not 1 <= int(vlan_id) <= 4094:
+        raise DriverError(f"VLAN {vlan_id}: a VLAN id is between 1 and 4094")
+    return ipaddress.IPv4Network(f"10.{100 + vlan_id // 256}.{vlan_id % 256}.0/24")
+
+
+def vlan_host(nid: int) -> int:
+    """A node's host number on any VLAN, from its NID: computes .2-.201, services .202-.251.
+
+    The gateway podman puts on the bridge is .1. Two nodes collide only when more than
+    200 compute (or 50 service) nodes share one VLAN.
+    """
+    if nid >= 100001:
+        return 202 + (nid - 100001) % 50
+    return 2 + (nid - 1) % 200
+
+
+class PodmanDriver:
+    """Lab nodes as podman containers (see the module docstring)."""
+
+    name = "podman"
+
+    def __init__(self, home: str | Path, prefix: str | None = None,
+                 mgmt_subnet: str = MGMT_SUBNET):
+        self.home = Path(home)
+        self.prefix = prefix or lab_prefix()
+        self.mgmt_network = f"{self.prefix}-mgmt"
+        self.mgmt_subnet = ipaddress.IPv4Network(mgmt_subnet)
+        self.pubkey = ensure_key(self.home).with_suffix(".pub")
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    # -------------------------------------------------------------- names and locks
+    def container(self, xname: str) -> str:
+        return f"{self.prefix}-{xname}"
+
+    def vlan_network(self, vlan_id: int) -> str:
+        return f"{self.prefix}-vlan{int(vlan_id)}"
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    # -------------------------------------------------------------- inspection
+    def _inspect(self, xname: str) -> dict | None:
+        proc = podman("container", "inspect", self.container(xname), check=False,
+                      what=f"node {xname}")
+        if proc.returncode != 0:
+            if "no such" in proc.stderr.lower():
+                return None
+            raise PodmanError(f"node {xname}", ["container", "inspect"], proc.returncode,
+                              proc.stderr)
+        data = json.loads(proc.stdout)
+        return data[0] if data else None
+
+    def power_state(self, xnames: list[str]) -> dict[str, str]:
+        """One ``podman ps`` for all nodes: ``on``, ``off`` or ``undefined`` (no container)."""
+        rows = podman_json("ps", "-a", "--format", "json",
+                           "--filter", f"label={NODE_LABEL}={self.prefix}",
+                           what="power state") or []
+        states = {}
+        for row in rows:
+            xname = (row.get("Labels") or {}).get(XNAME_LABEL)
+            if xname:
+                states[xname] = "on" if row.get("State") in _ON else "off"
+        return {x: states.get(x, "undefined") for x in xnames}
+
+    def nodes(self) -> dict[str, dict]:
+        """Every node container of this lab: xname -> {state, ip, hostname, image}."""
+        rows = podman_json("ps", "-a", "--format", "json",
+                           "--filter", f"label={NODE_LABEL}={self.prefix}",
+                           what="lab nodes") or []
+        out = {}
+        for row in rows:
+            labels = row.get("Labels") or {}
+            if XNAME_LABEL in labels:
+                out[labels[XNAME_LABEL]] = {
+                    "state": "on" if row.get("State") in _ON else "off",
+                    "ip": labels.get(IP_LABEL, ""), "image": row.get("Image", ""),
+                    "container": (row.get("Names") or [""])[0],
+                    "status": row.get("Status", "")}
+        return out
+
+    # -------------------------------------------------------------- networks
+    def _ensure_network(self, name: str, subnet: ipaddress.IPv4Network, extra: list[str],
+                        what: str) -> None:
+        """Create a lab network unless it exists (threads and processes may race here)."""
+        with self._lock(f"net:{name}"):
+            if podman("network", "exists", name, check=False, what=what).returncode == 0:
+                return
+            proc = podman("network", "create", *lab_labels(self.prefix), *extra,
+                          "--subnet", str(subnet), name, check=False, what=what)
+            if proc.returncode != 0 and podman("network", "exists", name, check=False,
+                                                 what=what).returncode != 0:
+                raise PodmanError(what, ["network", "create"], proc.returncode, proc.stderr)
+
+    def ensure_mgmt_network(self) -> None:
+        """The management network (NMN). Isolated too: see :meth:`vlan_attach`."""
+        self._ensure_network(self.mgmt_network, self.mgmt_subnet, ["-o", "isolate=true"],
+                             f"management network {self.mgmt_network}")
+
+    # -------------------------------------------------------------- power
+    def _image_id(self, xname: str, image: str) -> str:
+        found = image_id(image)
+        if found is None:
+            raise DriverError(f"node {xname}: cannot boot image {image}: no such podman image "
+                              "(build it with 'vcluster-lab image build' or IMS)")
+        return found
+
+    def _matches(self, info: dict, node: NodeSpec, want_image: str) -> bool:
+        labels = info.get("Config", {}).get("Labels") or {}
+        have = "sha256:" + str(info.get("Image", "")).removeprefix("sha256:")
+        return (have == want_image and labels.get(IP_LABEL) == node.ip
+                and labels.get(MAC_LABEL) == node.mac.lower()
+                and info.get("Config", {}).get("Hostname") == node.hostname)
+
+    def _vlans_of(self, info: dict | None) -> list[str]:
+        nets = (info or {}).get("NetworkSettings", {}).get("Networks") or {}
+        return sorted(n for n in nets if n.startswith(f"{self.prefix}-vlan"))
+
+    def _create(self, node: NodeSpec, image: str, vlans: list[str]) -> None:
+        ip = ipaddress.IPv4Address(node.ip)
+        if ip not in self.mgmt_subnet:
+            raise DriverError(f"node {node.xname}: address {node.ip} is outside the management "
+                              f"network {self.mgmt_network} ({self.mgmt_subnet})")
+        self.ensure_mgmt_network()
+        mac = node.mac.lower()
+        nets = ["--network", f"{self.mgmt_network}:ip={node.ip},mac={mac},alias={node.hostname}"]
+        for net in vlans:
+            vlan_id = int(net.rsplit("vlan", 1)[1])
+            nets += ["--network", f"{net}:ip={self._vlan_ip(vlan_id, node.nid)},"
+                                  f"alias={node.hostname}"]
+        podman("run", "-d", "--name", self.container(node.xname), "--hostname", node.hostname,
+               *lab_labels(self.prefix), "--label", f"{NODE_LABEL}={self.prefix}",
+               "--label", f"{XNAME_LABEL}={node.xname}", "--label", f"{NID_LABEL}={node.nid}",
+               "--label", f"{IP_LABEL}={node.ip}", "--label", f"{MAC_LABEL}={mac}",
+               "--systemd=always", *RUN_OPTIONS, *nets,
+               "-v", f"{self.pubkey}:/root/.ssh/authorized_keys:ro",
+               image, what=f"node {node.xname}: power on from {image}")
+
+    def _remove(self, xname: str) -> None:
+        podman("rm", "-f", "-t", "0", "--ignore", self.container(xname), what=f"node {xname}")
+
+    def power_on(self, node: NodeSpec, image: str) -> None:
+        """Boot ``image``: start the container, or (re)create it when the image changed."""
+        with self._lock(node.xname):
+            want = self._image_id(node.xname, image)
+            info = self._inspect(node.xname)
+            if info is not None and not self._matches(info, node, want):
+                vlans = self._vlans_of(info)
+                self._remove(node.xname)
+                self._create(node, image, vlans)
+            elif info is None:
+                self._create(node, image, [])
+            elif info.get("State", {}).get("Status") not in _ON:
+                podman("start", self.container(node.xname), what=f"node {node.xname}: power on")
+
+    def power_off(self, xname: str, force: bool = False) -> None:
+        """Shut the node down (systemd halts), or pull the plug when ``force``."""
+        with self._lock(xname):
+            info = self._inspect(xname)
+            if info is None or info.get("State", {}).get("Status") not in _ON:
+                return
+            if force:
+                podman("kill", self.container(xname), check=False, what=f"node {xname}: power off")
+                podman("stop", "-t", "0", self.container(xname), check=False, what=f"node {xname}")
+            else:
+                podman("stop", "-t", "30", self.container(xname), what=f"node {xname}: power off")
+
+    def restart(self, node: NodeSpec, image: str, hard: bool = False) -> None:
+        """Reboot: ``podman restart`` (soft) or kill + start (hard); a new image recreates."""
+        with self._lock(node.xname):
+            want = self._image_id(node.xname, image)
+            info = self._inspect(node.xname)
+            name = self.container(node.xname)
+            if info is None:
+                self._create(node, image, [])
+            elif not self._matches(info, node, want):
+                vlans = self._vlans_of(info)
+                self._remove(node.xname)
+                self._create(node, image, vlans)
+            elif hard:
+                if info.get("State", {}).get("Status") in _ON:
+                    podman("kill", name, check=False, what=f"node {node.xname}: hard restart")
+                    podman("stop", "-t", "0", name, check=False, what=f"node {node.xname}")
+                podman("start", name, what=f"node {node.xname}: hard restart")
+            else:
+                podman("restart", "-t", "30", name, what=f"node {node.xname}: restart")
+
+    def kill(self, xname: str) -> None:
+        """The node dies: SIGKILL to its init, no shutdown. No error if it is already off."""
+        with self._lock(xname):
+            info = self._inspect(xname)
+            if info is not None and info.get("State", {}).get("Status") in _ON:
+                podman("kill", self.container(xname), what=f"node {xname}: kill")
+
+    def remove_node(self, xname: str) -> None:
+        with self._lock(xname):
+            self._remove(xname)
+
+    # -------------------------------------------------------------- VLANs
+    def _vlan_ip(self, vlan_id: int, nid: int) -> str:
+        return str(vlan_subnet(vlan_id).network_address + vlan_host(int(nid)))
+
+    def vlan_attach(self, vlan_id: int, xnames: list[str]) -> None:
+        """Put the nodes on VLAN ``vlan_id``: its own isolated podman network.
+
+        netavark's ``isolate`` drops traffic forwarded from one isolated bridge to another,
+        but not from a non-isolated one; the management network is isolated as well, so a
+        node cannot reach another VLAN's addresses through its management interface either.
+        """
+        net = self.vlan_network(vlan_id)
+        self._ensure_network(net, vlan_subnet(vlan_id),
+                             ["-o", "isolate=true", "--label", f"{VLAN_LABEL}={vlan_id}"],
+                             f"VLAN {vlan_id} network {net}")
+        for xname in xnames:
+            with self._lock(xname):
+                info = self._inspect(xname)
+                if info is None:
+                    raise DriverError(f"node {xname}: cannot attach to VLAN {vlan_id}: the node "
+                                      "has never been powered on (no container)")
+                if net in (info.get("NetworkSettings", {}).get("Networks") or {}):
+                    continue
+                nid = int((info.get("Config", {}).get("Labels") or {}).get(NID_LABEL, 0))
+                if not nid:
+                    raise DriverError(f"node {xname}: container has no NID label: not made by the lab")
+                hostname = info.get("Config", {}).get("Hostname", "")
+                podman("network", "connect", "--ip", self._vlan_ip(vlan_id, nid),
+                       *(["--alias", hostname] if hostname else []), net, self.container(xname),
+                       what=f"node {xname}: attach to VLAN {vlan_id}")
+
+    def vlan_detach(self, vlan_id: int, xnames: list[str]) -> None:
+        net = self.vlan_network(vlan_id)
+        for xname in xnames:
+            with self._lock(xname):
+                info = self._inspect(xname)
+                if info is None or net not in (info.get("NetworkSettings", {}).get("Networks") or {}):
+                    continue
+                podman("network", "disconnect", net, self.container(xname),
+                       what=f"node {xname}: detach from VLAN {vlan_id}")
+
+    def vlan_delete(self, vlan_id: int) -> None:
+        """Detach every container still on the VLAN, then remove its network."""
+        net = self.vlan_network(vlan_id)
+        what = f"VLAN {vlan_id} network {net}"
+        if podman("network", "exists", net, check=False, what=what).returncode != 0:
+            return
+        rows = podman_json("ps", "-a", "--format", "json", "--filter", f"network={net}",
+                           what=what) or []
+        for row in rows:
+            for name in row.get("Names") or []:
+                podman("network", "disconnect", net, name, check=False, what=what)
+        podman("network", "rm", net, what=what)
+
+    # -------------------------------------------------------------- images
+    def image_exists(self, ref: str) -> bool:
+        return image_id(ref) is not None
+
+    def build_image(self, recipe: dict, name: str, tag: str, builder: str) -> BuiltImage:
+        return images.build_recipe(recipe, name=name, tags=[tag], builder=builder,
+                                   prefix=self.prefix)
+
+    # -------------------------------------------------------------- readiness
+    def wait_ready(self, xnames: list[str], timeout: float = 120) -> None:
+        """Wait until systemd has finished booting and sshd answers on every node."""
+        deadline = time.monotonic() + timeout
+        for xname in xnames:
+            name = self.container(xname)
+            left = max(1.0, deadline - time.monotonic())
+            proc = podman("exec", name, "timeout", str(int(left)), "systemctl",
+                          "is-system-running", "--wait", check=False, timeout=left + 10,
+                          what=f"node {xname}: boot")
+            state = proc.stdout.strip()
+            if state not in ("running", "degraded"):
+                raise DriverError(f"node {xname}: systemd is {state or 'not answering'} "
+                                  f"({proc.stderr.strip()[-200:]})")
+            info = self._inspect(xname) or {}
+            ip = (info.get("Config", {}).get("Labels") or {}).get(IP_LABEL, "")
+            while not sshd_answers(ip):
+                if time.monotonic() > deadline:
+                    raise DriverError(f"node {xname}: sshd does not answer on {ip}:22 "
+                                      f"after {timeout:.0f} s")
+                time.sleep(0.3)
+
+
+def create_driver(home: str | Path) -> PodmanDriver:
+    """The driver the control plane uses (prefix from ``$VCLUSTER_LAB_PREFIX``)."""
+    return PodmanDriver(home, prefix=os.environ.get("VCLUSTER_LAB_PREFIX") or None)
