@@ -36,7 +36,12 @@ class PodmanError(DriverError):
         self.returncode = returncode
         self.stderr = stderr.strip()
         detail = self.stderr.splitlines()[-1] if self.stderr else f"exit status {returncode}"
-        super().__init__(f"{what}: podman {' '.join(argv[:2])} failed: {detail}")
+        words = []
+        for arg in argv[:2]:
+            if arg.startswith("-"):
+                break
+            words.append(arg)
+        super().__init__(f"{what}: podman {' '.join(words)} failed: {detail}")
 
 
 def containers_conf() -> Path:
@@ -98,9 +103,16 @@ def lab_labels(prefix: str) -> list[str]:
     return ["--label", f"{LAB_LABEL}=1", "--label", f"{PREFIX_LABEL}={prefix}"]
 
 
-def lab_filters(prefix: str) -> list[str]:
-    """The ``--filter`` arguments that find the objects lab ``prefix`` made."""
-    return ["--filter", f"label={LAB_LABEL}=1", "--filter", f"label={PREFIX_LABEL}={prefix}"]
+def lab_filter(prefix: str) -> list[str]:
+    """The ``--filter`` that finds what lab ``prefix`` made (podman ORs repeated label
+    filters, so callers check ``io.vcluster.lab=1`` in the rows themselves)."""
+    return ["--filter", f"label={PREFIX_LABEL}={prefix}"]
+
+
+def is_lab_row(labels: dict | None, prefix: str) -> bool:
+    """Whether a podman listing row's labels say lab ``prefix`` made it."""
+    labels = labels or {}
+    return labels.get(LAB_LABEL) == "1" and labels.get(PREFIX_LABEL) == prefix
 
 
 def image_id(ref: str) -> str | None:

@@ -388,16 +388,16 @@ def resolve_parent(parent: str | None, prefix: str, log: Log = _quiet) -> str:
 
 
 def _find_cached(name: str, sha: str, parent_digest: str, prefix: str) -> str | None:
+    # podman ORs repeated label filters: filter on the hash, check the rest here.
     rows = podman_json("images", "--format", "json",
                        "--filter", f"label=io.vcluster.image.recipe-sha256={sha}",
-                       "--filter", f"label=io.vcluster.image.parent-digest={parent_digest}",
-                       "--filter", f"label=org.openchami.image.name={name}",
-                       "--filter", f"label={PREFIX_LABEL}={prefix}",
                        what=f"image {name}")
     for row in rows or []:
         labels = row.get("Labels") or {}
         if (labels.get("io.vcluster.image.recipe-sha256") == sha
-                and labels.get("io.vcluster.image.parent-digest") == parent_digest):
+                and labels.get("io.vcluster.image.parent-digest") == parent_digest
+                and labels.get("org.openchami.image.name") == name
+                and labels.get(PREFIX_LABEL) == prefix):
             return "sha256:" + row["Id"].removeprefix("sha256:")
     return None
 
@@ -471,7 +471,8 @@ def build_recipe(recipe: dict, name: str | None = None, tags=None,
             for i, step in enumerate(_as_list(recipe.get("cmds"))):
                 _step(container, step["cmd"], f"{refs[0]}: cmds[{i}] {step['cmd'][:60]!r}", log)
             _step(container, "rm -f /usr/sbin/policy-rc.d /etc/ssh/ssh_host_*; apt-get clean; "
-                  "rm -rf /var/lib/apt/lists/*; : > /etc/machine-id", f"{refs[0]}: clean", log)
+                  "rm -rf /var/lib/apt/lists/*; mkdir -p /var/lib/apt/lists/partial; "
+                  ": > /etc/machine-id", f"{refs[0]}: clean", log)
             date = _now()
             labels = {
                 "io.vcluster.lab": "1", PREFIX_LABEL: prefix,
@@ -505,7 +506,14 @@ def _shq(word: str) -> str:
 
 
 def lab_images(prefix: str | None = None) -> list[dict]:
-    """Every image lab ``prefix`` made (found by its labels)."""
+    """Every image lab ``prefix`` made (found by its labels), one row per image."""
     prefix = prefix or lab_prefix()
-    return podman_json("images", "--format", "json", "--filter", "label=io.vcluster.lab=1",
-                       "--filter", f"label={PREFIX_LABEL}={prefix}", what="lab images") or []
+    # podman ORs repeated label filters: filter on one, check the other here.
+    rows = podman_json("images", "--format", "json", "--filter",
+                       f"label={PREFIX_LABEL}={prefix}", what="lab images") or []
+    out: dict[str, dict] = {}
+    for row in rows:
+        labels = row.get("Labels") or {}
+        if labels.get(PREFIX_LABEL) == prefix and labels.get("io.vcluster.lab") == "1":
+            out.setdefault(row["Id"], row)
+    return list(out.values())

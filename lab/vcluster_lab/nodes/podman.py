@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from .. import images
-from ..containers import (NODE_LABEL, RUN_OPTIONS, XNAME_LABEL, PodmanError, image_id, lab_labels, lab_prefix, podman, podman_json)
+from ..containers import (NODE_LABEL, RUN_OPTIONS, XNAME_LABEL, PodmanError, image_id,
+                          is_lab_row, lab_filter, lab_labels, lab_prefix, podman, podman_json)
 from ..ssh import ensure_key, sshd_answers
 from .base import BuiltImage, DriverError, NodeSpec
 
@@ -319,3 +320,41 @@ class PodmanDriver:
 def create_driver(home: str | Path) -> PodmanDriver:
     """The driver the control plane uses (prefix from ``$VCLUSTER_LAB_PREFIX``)."""
     return PodmanDriver(home, prefix=os.environ.get("VCLUSTER_LAB_PREFIX") or None)
+
+
+def remove_lab(prefix: str, keep_images: bool = False) -> dict[str, list[str]]:
+    """Remove what lab ``prefix`` made, found by its labels, and nothing else.
+
+    Node containers carry ``io.vcluster.lab.node=<prefix>`` (a label images never have,
+    so a container someone ran from a lab image is not taken for a node); build
+    containers are ``<prefix>-build-*``; networks and images carry the prefix label.
+    Images are removed tag by tag, newest first, never with ``--force`` (which would also
+    remove other people's containers): an image still in use is reported as kept.
+    """
+    removed: dict[str, list[str]] = {"containers": [], "networks": [], "images": [], "kept": []}
+    rows = podman_json("ps", "-a", "--format", "json", "--filter",
+                       f"label={NODE_LABEL}={prefix}", what="lab teardown") or []
+    rows += podman_json("ps", "-a", "--format", "json", "--filter",
+                        f"name=^{prefix}-build-", what="lab teardown") or []
+    names = sorted({(r.get("Names") or [r["Id"]])[0] for r in rows})
+    if names:
+        podman("rm", "-f", "-t", "5", "--ignore", *names, what="lab teardown: containers")
+        removed["containers"] = names
+    nets = [n["name"] for n in podman_json("network", "ls", "--format", "json",
+                                           *lab_filter(prefix), what="lab teardown") or []
+            if is_lab_row(n.get("labels"), prefix)]
+    for net in sorted(nets, key=lambda n: n.endswith("-mgmt")):
+        proc = podman("network", "rm", net, check=False, what="lab teardown")
+        (removed["networks"] if proc.returncode == 0 else removed["kept"]).append(
+            net if proc.returncode == 0 else f"network {net}: {proc.stderr.strip()}")
+    if keep_images:
+        return removed
+    for row in sorted(images.lab_images(prefix), key=lambda r: r.get("Created", 0), reverse=True):
+        refs = sorted({n for n in row.get("Names") or [] if not n.endswith(":<none>")}) or [row["Id"]]
+        for ref in refs:
+            proc = podman("rmi", ref, check=False, what="lab teardown")
+            if proc.returncode == 0:
+                removed["images"].append(ref)
+            else:
+                removed["kept"].append(f"image {ref}: {proc.stderr.strip().splitlines()[-1]}")
+    return removed
