@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
+from ansible_collections.hpc.vcluster.plugins.module_utils._access import AccessPolicy, access_argument_spec
 from ansible_collections.hpc.vcluster.plugins.module_utils._api import ApiError, HAS_REQUESTS, REQUESTS_IMPORT_ERROR
 from ansible_collections.hpc.vcluster.plugins.module_utils._site import SITE_KINDS, SITE_OPTION_ENV, SiteError
+from ansible_collections.hpc.vcluster.plugins.module_utils._wait import WaitTimeout
 
 
 def site_argument_spec():
@@ -37,15 +39,40 @@ def site_argument_spec():
 
 
 class SiteModule(AnsibleModule):
-    """An AnsibleModule that talks to a site."""
+    """An AnsibleModule that talks to a site.
 
-    def __init__(self, argument_spec, **kwargs):
+    ``access_control=True`` adds the access options (``allowed_labels``,
+    ``rbac_from_token``; documented by the ``hpc.vcluster.access`` fragment) and makes
+    ``self.access`` the operator's policy. Every module of the ``site`` action group takes
+    them, so that ``module_defaults`` can set them once for the group.
+    """
+
+    def __init__(self, argument_spec, access_control=False, **kwargs):
         spec = site_argument_spec()
+        if access_control:
+            spec.update(access_argument_spec())
         spec.update(argument_spec)
         super(SiteModule, self).__init__(argument_spec=spec, **kwargs)
         if not HAS_REQUESTS:
             self.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
         self._clients = None
+        self._access = None
+        self._access_control = access_control
+
+    @property
+    def access(self):
+        """The labels this operator may manage (see _access.py); built on first use."""
+        if self._access is None:
+            if not self._access_control:
+                self._access = AccessPolicy()
+            else:
+                token_source = self.clients.token_source if self.params.get("rbac_from_token") else None
+                self._access = AccessPolicy.from_params(self.params, token_source)
+        return self._access
+
+    def diff_result(self, before, after):
+        """A ``diff`` result entry, or an empty dict when the run is not in diff mode."""
+        return {"diff": {"before": before, "after": after}} if self._diff else {}
 
     @property
     def clients(self):
@@ -61,7 +88,7 @@ class SiteModule(AnsibleModule):
         """Call ``work()``, which returns the result dict; API and site errors fail the task readably."""
         try:
             result = work()
-        except (ApiError, SiteError) as exc:
+        except (ApiError, SiteError, WaitTimeout) as exc:
             extra = {"api_error": exc.to_result()} if isinstance(exc, ApiError) else {}
             self.fail_json(msg=str(exc), **extra)
         self.exit_json(**result)
