@@ -1,0 +1,358 @@
+"""``vcluster-lab``: bring a site up on this machine, use it, take it down.
+
+Every command works on one lab home (``--home``, ``$VCLUSTER_LAB_HOME``, default
+``<repo>/.lab``). ``up`` starts the control plane in the background and makes nodes
+through its admin API, so they are powered on by PCS like real nodes; the other commands
+talk to the same API or, for what the lab itself made (containers, networks, images), to
+podman by label.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from . import daemon, home as labhome, images
+from .client import LabClient, LabError
+from .nodes.base import DriverError
+from .ssh import ensure_key, key_path, wait_for_login
+
+FACES = ("openchami", "csm")
+PLUGINS = {"openchami": "hpc.vcluster.openchami", "csm": "hpc.vcluster.csm"}
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _home(args) -> Path:
+    return labhome.lab_home(args.home)
+
+
+def _client(home: Path, port: int | None = None) -> LabClient:
+    port = labhome.resolve_port(home, port)
+    if not daemon.running_pid(home):
+        raise LabError(f"no lab server runs for {home}: start one with 'vcluster-lab up'")
+    return LabClient(home, port)
+
+
+# ---------------------------------------------------------------------------- up
+def cmd_up(args) -> int:
+    started = time.monotonic()
+    home = _home(args)
+    prefix = labhome.resolve_prefix(home)
+    driver = "records" if args.records else "podman"
+    port = labhome.resolve_port(home, args.port)
+    state = labhome.read_state(home)
+    if daemon.running_pid(home) and (state.get("port") != port or state.get("driver") != driver):
+        raise LabError(f"the lab in {home} already runs ({state.get('driver')} driver, port "
+                       f"{state.get('port')}): 'vcluster-lab down' first to change them")
+    key = ensure_key(home)
+    if driver == "podman":
+        images.ensure_base(prefix, log=say)
+    labhome.write_state(home, port=port, driver=driver, prefix=prefix)
+    pid = daemon.start(home, port, driver, prefix)
+    say(f"control plane: {daemon.server_url(port)} (pid {pid}, {driver} driver, log "
+        f"{home / daemon.LOG_FILE})")
+    client = LabClient(home, port)
+    reply = client.call("POST", "/lab/v1/nodes",
+                        {"compute": args.nodes, "service": args.service_nodes})
+    nodes = _node_rows(reply)
+    if driver == "podman" and nodes:
+        say(f"waiting for {len(nodes)} node(s) to answer SSH")
+        wait_for_login(key, {n["xname"]: n["ip"] for n in nodes}, timeout=args.timeout)
+    _print_nodes(nodes)
+    say(f"lab up in {time.monotonic() - started:.1f} s: {len(nodes)} node(s), "
+        f"'eval \"$(vcluster-lab env --face {args.face})\"' to use it")
+    return 0
+
+
+def _node_rows(reply) -> list[dict]:
+    """The nodes the admin API says it made, as {xname, nid, hostname, role, ip}."""
+    rows = reply.get("nodes", reply) if isinstance(reply, dict) else reply
+    out = []
+    for row in rows or []:
+        out.append({"xname": row["xname"], "nid": row.get("nid", ""),
+                    "hostname": row.get("hostname", ""), "role": row.get("role", ""),
+                    "ip": row.get("ip", ""), "state": row.get("state", row.get("power", ""))})
+    return out
+
+
+def _print_nodes(nodes: list[dict]) -> None:
+    if not nodes:
+        return
+    cols = ("xname", "nid", "hostname", "role", "ip", "state")
+    widths = {c: max(len(c), *(len(str(n.get(c, ""))) for n in nodes)) for c in cols}
+    say("  ".join(c.upper().ljust(widths[c]) for c in cols))
+    for n in nodes:
+        say("  ".join(str(n.get(c, "")).ljust(widths[c]) for c in cols))
+
+
+# ---------------------------------------------------------------------------- status, down
+def cmd_status(args) -> int:
+    home = _home(args)
+    state = labhome.read_state(home)
+    prefix = labhome.resolve_prefix(home)
+    pid = daemon.running_pid(home)
+    port = labhome.resolve_port(home)
+    if pid:
+        say(f"server: {daemon.server_url(port)} pid {pid} ({state.get('driver', '?')} driver)")
+        try:
+            status = LabClient(home, port, timeout=10).call("GET", "/lab/v1/status")
+            if isinstance(status, dict):
+                for key, value in status.items():
+                    if not isinstance(value, (dict, list)):
+                        say(f"  {key}: {value}")
+        except LabError as exc:
+            say(f"  status: {exc}")
+    else:
+        say(f"server: not running (home {home})")
+    from .nodes.podman import PodmanDriver
+    rows = PodmanDriver(home, prefix=prefix).nodes()
+    say(f"node containers ({prefix}): {len(rows)}")
+    for xname, row in sorted(rows.items()):
+        say(f"  {xname:16} {row['state']:4} {row['ip']:15} {row['image']}")
+    for row in images.lab_images(prefix):
+        say(f"image: {', '.join(row.get('Names') or [row['Id'][:12]])}")
+    return 0
+
+
+def cmd_down(args) -> int:
+    home = _home(args)
+    prefix = labhome.resolve_prefix(home)
+    pid = daemon.stop(home)
+    say(f"server: stopped (pid {pid})" if pid else "server: was not running")
+    from .nodes.podman import remove_lab
+    removed = remove_lab(prefix, keep_images=args.keep_images)
+    for kind in ("containers", "networks", "images"):
+        if removed[kind]:
+            say(f"removed {kind}: {', '.join(removed[kind])}")
+    for item in removed["kept"]:
+        say(f"kept {item}")
+    # The store describes nodes that no longer exist: the next 'up' starts afresh.
+    for name in ("lab.db", "lab.db-wal", "lab.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    say(f"lab {prefix} down; {home} keeps credentials, CA and SSH key; the root file "
+        f"system cache stays in {images.cache_dir()}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- seed, fault
+def cmd_seed(args) -> int:
+    home = _home(args)
+    started = time.monotonic()
+    reply = _client(home).call("POST", "/lab/v1/seed", {"nodes": args.nodes, "groups": args.groups,
+                                                        "partitions": args.partitions})
+    summary = ", ".join(f"{k} {v}" for k, v in (reply or {}).items() if not isinstance(v, (list, dict)))
+    say(f"seeded in {time.monotonic() - started:.1f} s: {summary}")
+    return 0
+
+
+def cmd_fault(args) -> int:
+    home = _home(args)
+    client = _client(home)
+    body: dict = {}
+    if args.clear:
+        body = {"latency_ms": 0, "jitter_ms": 0, "error_rate": 0.0, "token_lifetime": 3600,
+                "dead_nodes": []}
+    if args.latency is not None:
+        body["latency_ms"] = args.latency
+    if args.jitter is not None:
+        body["jitter_ms"] = args.jitter
+    if args.error_rate is not None:
+        body["error_rate"] = args.error_rate
+    if args.token_ttl is not None:
+        body["token_lifetime"] = args.token_ttl
+    if body:
+        client.call("PUT", "/lab/v1/faults", body)
+    for xname in args.kill or []:
+        client.call("POST", f"/lab/v1/nodes/{xname}/kill")
+    for xname in args.revive or []:
+        client.call("POST", f"/lab/v1/nodes/{xname}/revive")
+    faults = client.call("GET", "/lab/v1/faults")
+    say(json.dumps(faults, indent=2, sort_keys=True))
+    return 0
+
+
+# ---------------------------------------------------------------------------- env, inventory
+def lab_env(home: Path, face: str) -> dict[str, str]:
+    """What a client of the lab needs in its environment (secrets included: that is the point)."""
+    port = labhome.resolve_port(home)
+    client = _client(home, port)
+    env = {"VCLUSTER_SITE_KIND": face, "VCLUSTER_API_URL": client.url,
+           "VCLUSTER_SITE_NAME": "lab", "VCLUSTER_CA_PATH": str(daemon.ca_path(home)),
+           "VCLUSTER_LAB_SSH_KEY": str(key_path(home))}
+    if face == "openchami":
+        env["LAB_ACCESS_TOKEN"] = client.token()
+    else:
+        env["VCLUSTER_CLIENT_ID"], env["VCLUSTER_CLIENT_SECRET"] = client.credentials("csm")
+    return env
+
+
+def cmd_env(args) -> int:
+    env = lab_env(_home(args), args.face)
+    if args.format == "json":
+        print(json.dumps(env, indent=2))
+    else:
+        for key, value in env.items():
+            print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def inventory_source(home: Path, face: str) -> dict:
+    port = labhome.resolve_port(home)
+    key = key_path(home)
+    # compose values are Jinja expressions: literal strings are quoted inside.
+    return {"plugin": PLUGINS[face], "api_url": daemon.server_url(port), "site_name": "lab",
+            "ca_path": str(daemon.ca_path(home)),
+            "compose": {"ansible_user": "'root'", "ansible_ssh_private_key_file": f"'{key}'",
+                        "ansible_ssh_common_args": "'-o StrictHostKeyChecking=no "
+                                                   "-o UserKnownHostsFile=/dev/null'"}}
+
+
+def cmd_inventory(args) -> int:
+    source = inventory_source(_home(args), args.face)
+    print(f"# {args.face} inventory source for the lab; credentials come from "
+          f"'vcluster-lab env --face {args.face}'")
+    print(yaml.safe_dump(source, sort_keys=False), end="")
+    return 0
+
+
+# ---------------------------------------------------------------------------- serve, image
+def cmd_serve(args) -> int:
+    home = _home(args)
+    prefix = labhome.resolve_prefix(home)
+    port = labhome.resolve_port(home, args.port)
+    os.environ.update({"VCLUSTER_LAB_PREFIX": prefix, "VCLUSTER_LAB_HOME": str(home)})
+    from .containers import podman_env
+    os.environ["CONTAINERS_CONF"] = podman_env()["CONTAINERS_CONF"]
+    from .server import serve
+    ensure_key(home)
+    daemon.write_pid(home, os.getpid())
+    labhome.write_state(home, port=port, driver=args.driver, prefix=prefix)
+    # SIGTERM (from 'down') unwinds like Ctrl-C, so the pid file goes away.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        serve(home, args.host, port, args.driver, tls=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if daemon.running_pid(home) in (os.getpid(), None):
+            (home / daemon.PID_FILE).unlink(missing_ok=True)
+    return 0
+
+
+def cmd_image_base(args) -> int:
+    home = _home(args)
+    started = time.monotonic()
+    image = images.ensure_base(labhome.resolve_prefix(home), log=say)
+    say(f"{image.ref} {image.digest} ({time.monotonic() - started:.1f} s)")
+    return 0
+
+
+def cmd_image_build(args) -> int:
+    home = _home(args)
+    started = time.monotonic()
+    recipe = images.load_recipe(args.recipe)
+    image = images.build_recipe(recipe, name=args.name, tags=args.tag or None,
+                                builder=args.builder, prefix=labhome.resolve_prefix(home),
+                                base_dir=Path(args.recipe).resolve().parent, log=say)
+    say(f"{image.ref} {image.digest} ({time.monotonic() - started:.1f} s)")
+    for key in sorted(image.labels):
+        if key.startswith(("org.openchami.image.", "io.vcluster.image.")):
+            say(f"  {key}={image.labels[key]}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", help="lab state directory (default $VCLUSTER_LAB_HOME or <repo>/.lab)")
+    parser = argparse.ArgumentParser(
+        prog="vcluster-lab", description="An OpenCHAMI- and CSM-compatible site on this "
+        "machine, with podman nodes.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("up", parents=[common], help="start the control plane and make nodes")
+    p.add_argument("--nodes", type=int, default=2, help="compute nodes (default 2)")
+    p.add_argument("--service-nodes", type=int, default=0, help="service nodes (default 0)")
+    p.add_argument("--port", type=int, help=f"HTTPS port (default {labhome.DEFAULT_PORT})")
+    p.add_argument("--face", choices=FACES, default="openchami", help="face named in the hint")
+    p.add_argument("--records", action="store_true",
+                   help="records-only driver: no containers (for seed and scale tests)")
+    p.add_argument("--timeout", type=float, default=300, help="seconds to wait for SSH")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("status", parents=[common], help="server, nodes and images of the lab")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("down", parents=[common],
+                       help="stop the server and remove every container, network and image the lab made")
+    p.add_argument("--keep-images", action="store_true", help="keep the lab's images")
+    p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("seed", parents=[common], help="add a large records-only site")
+    p.add_argument("--nodes", type=int, default=10000)
+    p.add_argument("--groups", type=int, default=40)
+    p.add_argument("--partitions", type=int, default=0)
+    p.set_defaults(func=cmd_seed)
+
+    p = sub.add_parser("env", parents=[common], help="shell exports for clients of the lab")
+    p.add_argument("--face", choices=FACES, default="openchami")
+    p.add_argument("--format", choices=("sh", "json"), default="sh")
+    p.set_defaults(func=cmd_env)
+
+    p = sub.add_parser("inventory", parents=[common], help="an inventory source file for the lab")
+    p.add_argument("--face", choices=FACES, default="openchami")
+    p.set_defaults(func=cmd_inventory)
+
+    p = sub.add_parser("fault", parents=[common], help="inject or clear faults")
+    p.add_argument("--latency", type=int, metavar="MS", help="added latency per request")
+    p.add_argument("--jitter", type=int, metavar="MS", help="random extra latency, up to MS")
+    p.add_argument("--error-rate", type=float, metavar="F", help="fraction of requests answered 500/503")
+    p.add_argument("--token-ttl", type=int, metavar="S", help="lifetime of new tokens")
+    p.add_argument("--kill", action="append", metavar="XNAME", help="the node dies")
+    p.add_argument("--revive", action="append", metavar="XNAME", help="a dead node may power on again")
+    p.add_argument("--clear", action="store_true", help="clear every fault first")
+    p.set_defaults(func=cmd_fault)
+
+    p = sub.add_parser("serve", parents=[common], help="run the control plane in the foreground")
+    p.add_argument("--driver", choices=("podman", "records"), default="podman")
+    p.add_argument("--port", type=int)
+    p.add_argument("--host", default="127.0.0.1")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("image", help="lab images")
+    isub = p.add_subparsers(dest="image_command", required=True, metavar="IMAGE_COMMAND")
+    q = isub.add_parser("base", parents=[common], help="make the base image (debootstrap, cached)")
+    q.set_defaults(func=cmd_image_base)
+    q = isub.add_parser("build", parents=[common], help="build an image-builder recipe")
+    q.add_argument("recipe", help="recipe file (YAML)")
+    q.add_argument("--name", help="image name (default: options.name)")
+    q.add_argument("--tag", action="append", help="tag (repeatable; default: options.publish_tags)")
+    q.add_argument("--builder", default=os.environ.get("USER", "vcluster-lab"),
+                   help="recorded as io.vcluster.image.builder")
+    q.set_defaults(func=cmd_image_build)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (DriverError, OSError, ValueError) as exc:
+        print(f"vcluster-lab {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
