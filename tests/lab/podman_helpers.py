@@ -50,7 +50,7 @@ def teardown(prefix: str) -> None:
     assert not any(left.values()), f"lab {prefix} left behind: {left}"
 
 
-def tcp_open(container: str, ip: str, port: int = 22, timeout: int = 2) -> bool:
+def tcp_open(container: str, ip: str, port: int = 22, timeout: int = 1) -> bool:
     """From inside ``container``: does ``ip``:``port`` accept a TCP connection?"""
     proc = podman("exec", container, "timeout", str(timeout), "bash", "-c",
                   f"exec 3<>/dev/tcp/{ip}/{port}", check=False)

@@ -1,0 +1,67 @@
+"""The node lifecycle through the real command line, the real PCS API and real SSH.
+
+``vcluster-lab up --nodes 3`` in a private home, port and prefix; one node is powered off
+and on again through PCS (HTTPS with a token, as any client does), logged into with the
+lab key, and ``vcluster-lab down`` leaves nothing with the lab's labels behind.
+The nodes use the NMN range 10.252.0.0/16 (the contract), so this test needs it free: a
+developer's lab must be down while it runs.
+"""
+from __future__ import annotations
+
+import subprocess
+
+from cli_helpers import Lab, free_port, wait_transition
+from podman_helpers import inspect, leftovers, new_prefix, teardown
+
+from vcluster_lab.ssh import ssh_argv, sshd_answers
+
+NODE, NODE_IP = "x1000c0s1b0n0", "10.252.1.2"
+
+
+def ssh(key: str, ip: str, command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(ssh_argv(key, ip, command), capture_output=True, text=True, timeout=60)
+
+
+def test_up_power_cycle_through_pcs_ssh_and_down(tmp_path):
+    lab = Lab(tmp_path / "home", new_prefix(), free_port())
+    try:
+        up = lab.run("up", "--nodes", "3")
+        for xname in ("x1000c0s0b0n0", NODE, "x1000c0s2b0n0"):
+            assert xname in up.stdout
+        assert "lab up in" in up.stdout
+        key = lab.env_json()["VCLUSTER_LAB_SSH_KEY"]
+        assert ssh(key, NODE_IP, "hostname").stdout.strip() == "nid000002"
+
+        pcs = lab.session()
+        power = f"{lab.url}/power-control/v1"
+        reply = pcs.post(f"{power}/transitions",
+                         json={"operation": "Off", "location": [{"xname": NODE}]})
+        assert reply.status_code == 200, reply.text
+        done = wait_transition(pcs, lab.url, reply.json()["transitionID"])
+        assert done["tasks"][0]["taskStatus"] == "succeeded", done
+        state = pcs.get(f"{power}/power-status", params={"xname": NODE}).json()
+        assert state["status"][0]["powerState"] == "off"
+        assert inspect(f"{lab.prefix}-{NODE}", "{{.State.Status}}") == "exited"
+        assert not sshd_answers(NODE_IP, timeout=1)
+
+        reply = pcs.post(f"{power}/transitions",
+                         json={"operation": "On", "location": [{"xname": NODE}]})
+        done = wait_transition(pcs, lab.url, reply.json()["transitionID"])
+        assert done["tasks"][0]["taskStatus"] == "succeeded", done
+        state = pcs.get(f"{power}/power-status", params={"xname": NODE}).json()
+        assert state["status"][0]["powerState"] == "on"
+        from vcluster_lab.ssh import wait_for_login
+        wait_for_login(key, {NODE: NODE_IP}, timeout=60)
+        login = ssh(key, NODE_IP, "hostname; systemctl is-system-running --wait")
+        assert login.stdout.split() == ["nid000002", "running"], login.stderr
+
+        status = lab.run("status").stdout
+        assert f"{NODE}" in status and "server: https://127.0.0.1" in status
+    finally:
+        down = lab.run("down", check=False)
+        left = leftovers(lab.prefix)
+        if any(left.values()):
+            teardown(lab.prefix)
+    assert down.returncode == 0, down.stderr
+    assert "server: stopped" in down.stdout
+    assert not any(left.values()), f"vcluster-lab down left {left}"
