@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shlex
-import signal
 import sys
 import time
 from pathlib import Path
@@ -63,32 +63,30 @@ def cmd_up(args) -> int:
         f"{home / daemon.LOG_FILE})")
     client = LabClient(home, port)
     reply = client.call("POST", "/lab/v1/nodes",
-                        {"compute": args.nodes, "service": args.service_nodes})
-    nodes = _node_rows(reply)
+                        {"compute": args.nodes, "service": args.service_nodes,
+                         "power_on": True, "wait": True, "timeout": args.timeout},
+                        timeout=args.timeout + 60)
+    failed = [t for t in (reply.get("transition") or {}).get("tasks", [])
+              if t.get("taskStatus") == "failed"]
+    if failed:
+        raise LabError("power on failed: " + "; ".join(
+            f"{t['xname']}: {t.get('error') or t.get('taskStatusDescription')}" for t in failed))
+    wanted = set(reply.get("nodes") or [])
+    nodes = [n for n in client.call("GET", "/lab/v1/nodes")["nodes"] if n["xname"] in wanted]
     if driver == "podman" and nodes:
         say(f"waiting for {len(nodes)} node(s) to answer SSH")
         wait_for_login(key, {n["xname"]: n["ip"] for n in nodes}, timeout=args.timeout)
+        nodes = [n for n in client.call("GET", "/lab/v1/nodes")["nodes"] if n["xname"] in wanted]
     _print_nodes(nodes)
-    say(f"lab up in {time.monotonic() - started:.1f} s: {len(nodes)} node(s), "
-        f"'eval \"$(vcluster-lab env --face {args.face})\"' to use it")
+    say(f"lab up in {time.monotonic() - started:.1f} s: {len(nodes)} node(s); "
+        f"eval \"$(vcluster-lab env --face {args.face})\" to use it")
     return 0
-
-
-def _node_rows(reply) -> list[dict]:
-    """The nodes the admin API says it made, as {xname, nid, hostname, role, ip}."""
-    rows = reply.get("nodes", reply) if isinstance(reply, dict) else reply
-    out = []
-    for row in rows or []:
-        out.append({"xname": row["xname"], "nid": row.get("nid", ""),
-                    "hostname": row.get("hostname", ""), "role": row.get("role", ""),
-                    "ip": row.get("ip", ""), "state": row.get("state", row.get("power", ""))})
-    return out
 
 
 def _print_nodes(nodes: list[dict]) -> None:
     if not nodes:
         return
-    cols = ("xname", "nid", "hostname", "role", "ip", "state")
+    cols = ("xname", "nid", "hostname", "role", "ip", "power", "state", "boot_image")
     widths = {c: max(len(c), *(len(str(n.get(c, ""))) for n in nodes)) for c in cols}
     say("  ".join(c.upper().ljust(widths[c]) for c in cols))
     for n in nodes:
@@ -103,22 +101,23 @@ def cmd_status(args) -> int:
     pid = daemon.running_pid(home)
     port = labhome.resolve_port(home)
     if pid:
-        say(f"server: {daemon.server_url(port)} pid {pid} ({state.get('driver', '?')} driver)")
-        try:
-            status = LabClient(home, port, timeout=10).call("GET", "/lab/v1/status")
-            if isinstance(status, dict):
-                for key, value in status.items():
-                    if not isinstance(value, (dict, list)):
-                        say(f"  {key}: {value}")
-        except LabError as exc:
-            say(f"  status: {exc}")
+        client = LabClient(home, port, timeout=10)
+        status = client.call("GET", "/lab/v1/status")
+        say(f"server: {client.url} pid {pid} ({status.get('driver')} driver, up "
+            f"{status.get('uptime_s')} s, home {home})")
+        say("counts: " + ", ".join(f"{k} {v}" for k, v in (status.get("counts") or {}).items()))
+        faults = {k: v for k, v in (status.get("faults") or {}).items() if v}
+        if faults:
+            say(f"faults: {json.dumps(faults, sort_keys=True)}")
+        _print_nodes(client.call("GET", "/lab/v1/nodes")["nodes"])
     else:
-        say(f"server: not running (home {home})")
-    from .nodes.podman import PodmanDriver
-    rows = PodmanDriver(home, prefix=prefix).nodes()
-    say(f"node containers ({prefix}): {len(rows)}")
-    for xname, row in sorted(rows.items()):
-        say(f"  {xname:16} {row['state']:4} {row['ip']:15} {row['image']}")
+        say(f"server: not running (home {home}, last driver {state.get('driver', '-')})")
+    if state.get("driver", "podman") == "podman":
+        from .nodes.podman import PodmanDriver
+        rows = PodmanDriver(home, prefix=prefix).nodes()
+        say(f"node containers ({prefix}-*): {len(rows)}")
+        for xname, row in sorted(rows.items()):
+            say(f"  {row['container']:28} {row['state']:4} {row['ip']:15} {row['image']}")
     for row in images.lab_images(prefix):
         say(f"image: {', '.join(row.get('Names') or [row['Id'][:12]])}")
     return 0
@@ -158,26 +157,20 @@ def cmd_seed(args) -> int:
 def cmd_fault(args) -> int:
     home = _home(args)
     client = _client(home)
-    body: dict = {}
     if args.clear:
-        body = {"latency_ms": 0, "jitter_ms": 0, "error_rate": 0.0, "token_lifetime": 3600,
-                "dead_nodes": []}
-    if args.latency is not None:
-        body["latency_ms"] = args.latency
-    if args.jitter is not None:
-        body["jitter_ms"] = args.jitter
-    if args.error_rate is not None:
-        body["error_rate"] = args.error_rate
-    if args.token_ttl is not None:
-        body["token_lifetime"] = args.token_ttl
+        client.call("DELETE", "/lab/v1/faults")
+    body: dict = {}
+    for key, value in (("latency_ms", args.latency), ("jitter_ms", args.jitter),
+                       ("error_rate", args.error_rate), ("token_lifetime", args.token_ttl)):
+        if value is not None:
+            body[key] = value
     if body:
         client.call("PUT", "/lab/v1/faults", body)
     for xname in args.kill or []:
         client.call("POST", f"/lab/v1/nodes/{xname}/kill")
     for xname in args.revive or []:
         client.call("POST", f"/lab/v1/nodes/{xname}/revive")
-    faults = client.call("GET", "/lab/v1/faults")
-    say(json.dumps(faults, indent=2, sort_keys=True))
+    say(json.dumps(client.call("GET", "/lab/v1/faults"), indent=2, sort_keys=True))
     return 0
 
 
@@ -230,22 +223,15 @@ def cmd_serve(args) -> int:
     home = _home(args)
     prefix = labhome.resolve_prefix(home)
     port = labhome.resolve_port(home, args.port)
-    os.environ.update({"VCLUSTER_LAB_PREFIX": prefix, "VCLUSTER_LAB_HOME": str(home)})
     from .containers import podman_env
-    os.environ["CONTAINERS_CONF"] = podman_env()["CONTAINERS_CONF"]
+    os.environ.update({"VCLUSTER_LAB_PREFIX": prefix, "VCLUSTER_LAB_HOME": str(home),
+                       "CONTAINERS_CONF": podman_env()["CONTAINERS_CONF"]})
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .server import serve
     ensure_key(home)
-    daemon.write_pid(home, os.getpid())
     labhome.write_state(home, port=port, driver=args.driver, prefix=prefix)
-    # SIGTERM (from 'down') unwinds like Ctrl-C, so the pid file goes away.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        serve(home, args.host, port, args.driver, tls=True)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if daemon.running_pid(home) in (os.getpid(), None):
-            (home / daemon.PID_FILE).unlink(missing_ok=True)
+    serve(home, args.host, port, args.driver, tls=True)  # writes server.pid, stops on SIGTERM
     return 0
 
 

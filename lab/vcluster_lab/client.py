@@ -54,11 +54,17 @@ class LabClient:
             self._token = resp.json()["access_token"]
         return self._token
 
-    def call(self, method: str, path: str, body=None, ok=(200, 201, 202, 204)):
-        """An authenticated request; returns the decoded JSON reply (or None)."""
+    def call(self, method: str, path: str, body=None, ok=(200, 201, 202, 204),
+             timeout: float | None = None):
+        """A request; returns the decoded JSON reply (or None).
+
+        The admin API (``/lab/v1``, loopback only) takes no token, so it still answers
+        when faults make the token endpoint fail; every other path gets a bearer token.
+        """
+        headers = {} if path.startswith("/lab/v1/") else {"Authorization": f"Bearer {self.token()}"}
         try:
-            resp = self.session.request(method, self.url + path, json=body, timeout=self.timeout,
-                                        headers={"Authorization": f"Bearer {self.token()}"})
+            resp = self.session.request(method, self.url + path, json=body, headers=headers,
+                                        timeout=timeout or self.timeout)
         except requests.RequestException as exc:
             raise LabError(f"{method} {path}: {exc}") from exc
         if resp.status_code not in ok:

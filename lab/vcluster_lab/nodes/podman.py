@@ -317,7 +317,7 @@ class PodmanDriver:
                 time.sleep(0.3)
 
 
-def create_driver(home: str | Path) -> PodmanDriver:
+def make_driver(home: str | Path) -> PodmanDriver:
     """The driver the control plane uses (prefix from ``$VCLUSTER_LAB_PREFIX``)."""
     return PodmanDriver(home, prefix=os.environ.get("VCLUSTER_LAB_PREFIX") or None)
 
