@@ -1,0 +1,225 @@
+"""Assembles the control plane: the Lab (store, driver, tokens, faults, engines) and its Flask app."""
+from __future__ import annotations
+
+import datetime
+import importlib
+import logging
+import os
+import re
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from .. import faults as faults_mod
+from ..faults import Faults
+from ..nodes.base import NodeDriver
+from ..store import Store
+from ..tls import ensure_tls, server_context
+from ..tokens import Credentials, Tokens
+from . import admin, bos, bss, cloud_init, fabric, ims, pcs, smd, tokens, ufm
+from .bos_runner import SessionRunner
+from .common import ApiError, face, problem, text
+from .power import PowerEngine
+
+log = logging.getLogger("vcluster_lab.server")
+DEFAULT_PORT = 28443
+
+
+class Lab:
+    """Everything a request handler or worker needs, hung on ``app.extensions['vclab']``."""
+
+    def __init__(self, home: Path, driver: NodeDriver | str, faults: dict | None = None, tls: bool = True):
+        self.home = Path(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.store = Store(self.home / "lab.db")
+        self.driver = load_driver(driver, self.home, self.store) if isinstance(driver, str) else driver
+        self.creds = Credentials(self.home)
+        initial = faults_mod.from_env()
+        initial.update(faults or {})
+        self.faults = Faults(self.store, initial)
+        self.tokens = Tokens(self.home, lambda: self.faults.token_lifetime)
+        self.tls = tls
+        self.started = time.time()
+        self.started_iso = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.power = PowerEngine(self)
+        self.bos = SessionRunner(self)
+        self.ims = ims.JobRunner(self)
+        self.fabric_pool = ThreadPoolExecutor(2, thread_name_prefix="fabric")
+        self.admin_pool = ThreadPoolExecutor(2, thread_name_prefix="admin")
+        self._init_cloud_init()
+
+    def _init_cloud_init(self) -> None:
+        """Lab cluster defaults so cloud-init hostnames match SMD's (nid%06d) and root gets the lab key."""
+        if self.store.kv_get("ci.defaults") is not None:
+            return
+        keys = []
+        pub = self.home / "ssh" / "id_ed25519.pub"
+        if pub.exists():
+            keys.append(pub.read_text().strip())
+        self.store.kv_set("ci.defaults", {"cloud_provider": "vcluster-lab", "cluster-name": "vclab",
+                                          "short-name": "nid", "nid-length": 6, "public-keys": keys})
+
+    def hostname_of(self, xname: str) -> str:
+        with self.store.read() as c:
+            row = c.execute("SELECT description FROM eth_interfaces WHERE component_id=? AND description != '' "
+                            "ORDER BY id LIMIT 1", (xname,)).fetchone()
+            if row:
+                return row[0]
+            nid = c.execute("SELECT nid FROM components WHERE id=?", (xname,)).fetchone()
+        return f"nid{nid[0]:06d}" if nid and nid[0] is not None else xname
+
+    def resume(self) -> None:
+        self.power.resume()
+        self.bos.resume()
+        self.ims.resume()
+
+    def shutdown(self) -> None:
+        for pool in (self.fabric_pool, self.admin_pool):
+            pool.shutdown(wait=False, cancel_futures=True)
+        self.power.shutdown()
+        self.bos.shutdown()
+        self.ims.shutdown()
+        self.store.close()
+
+
+def load_driver(name: str, home: Path, store: Store) -> NodeDriver:
+    """``records`` (no containers) or ``podman`` (vcluster_lab.nodes.podman: ``make_driver(home)`` or ``PodmanDriver(home)``)."""
+    if name == "records":
+        from ..nodes.records import RecordsDriver
+        return RecordsDriver(store)
+    if name == "podman":
+        mod = importlib.import_module("vcluster_lab.nodes.podman")
+        if hasattr(mod, "make_driver"):
+            return mod.make_driver(home)
+        return mod.PodmanDriver(home)
+    raise ValueError(f"unknown node driver {name!r}: use records or podman")
+
+
+class _StripSlashes:
+    """chi's StripSlashes: ``/hsm/v2/groups/`` is ``/hsm/v2/groups`` (cloud-init's own SMD client adds the slash)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if len(path) > 1 and path.endswith("/"):
+            environ["PATH_INFO"] = path.rstrip("/") or "/"
+        return self.app(environ, start_response)
+
+
+def create_app(home: Path, driver: NodeDriver | str = "records", *, faults: dict | None = None,
+               tls: bool = True, resume: bool = True) -> Flask:
+    """The control-plane WSGI app over ``$VCLUSTER_LAB_HOME``; ``driver`` is a NodeDriver or its name."""
+    lab = Lab(home, driver, faults, tls)
+    app = Flask("vcluster_lab")
+    app.url_map.strict_slashes = False
+    app.extensions["vclab"] = lab
+    app.register_blueprint(smd.bp, url_prefix="/hsm/v2", name="smd")
+    app.register_blueprint(smd.bp, url_prefix="/apis/smd/hsm/v2", name="smd_csm")
+    app.register_blueprint(bss.bp, url_prefix="/boot/v1", name="bss")
+    app.register_blueprint(bss.bp, url_prefix="/apis/bss/boot/v1", name="bss_csm")
+    app.register_blueprint(pcs.bp, url_prefix="/power-control/v1", name="pcs")
+    app.register_blueprint(pcs.bp, url_prefix="/v1", name="pcs_v1")
+    app.register_blueprint(pcs.bp, url_prefix="/apis/power-control/v1", name="pcs_csm")
+    app.register_blueprint(cloud_init.bp, url_prefix="/cloud-init", name="cloud_init")
+    app.register_blueprint(cloud_init.bp, url_prefix="", name="cloud_init_root")
+    app.register_blueprint(tokens.bp)
+    app.register_blueprint(bos.bp, url_prefix="/apis/bos")
+    app.register_blueprint(ims.bp, url_prefix="/apis/ims")
+    app.register_blueprint(fabric.bp, url_prefix="/apis/fabric-manager")
+    app.register_blueprint(ufm.bp, url_prefix="/ufmRest")
+    app.register_blueprint(admin.bp, url_prefix="/lab/v1")
+
+    @app.before_request
+    def _faults():
+        if request.path.startswith("/lab/"):
+            return None
+        lab.faults.delay()
+        status = lab.faults.injected_error()
+        if status:
+            return problem(status, f"lab fault injection: this request failed on purpose "
+                                   f"(error_rate {lab.faults.get()['error_rate']})")
+        return None
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return exc.response()
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if isinstance(exc, NotFound):
+            return text("404 page not found", 404)
+        if isinstance(exc, MethodNotAllowed):
+            resp = problem(405, f"method {request.method} is not allowed on {request.path}")
+            resp.headers["Allow"] = ", ".join(sorted(exc.valid_methods or []))
+            return resp
+        return problem(exc.code or 500, exc.description or "")
+
+    @app.errorhandler(Exception)
+    def _crash(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(500, f"internal error in the lab: {type(exc).__name__}: {exc}")
+
+    app.wsgi_app = _StripSlashes(app.wsgi_app)  # type: ignore[method-assign]
+    if resume:
+        lab.resume()
+    _ = face  # face() is used by the service modules
+    return app
+
+
+_SECRET_QUERY = re.compile(r"(?i)((?:client_secret|password|token|access_token|refresh_token)=)[^&\s]*")
+
+
+class _RequestHandler(WSGIRequestHandler):
+    """An access log line without headers, bodies or secrets (werkzeug closes every connection)."""
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        path = _SECRET_QUERY.sub(r"\1***", self.path)
+        log.info('%s "%s %s" %s %s', self.address_string(), self.command, path, code, size)
+
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - werkzeug's signature
+        log.warning("%s %s", self.address_string(), format % args)
+
+
+def serve(home: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, driver_name: str = "podman",
+          tls: bool = True, *, faults: dict | None = None, extra_names: list[str] | None = None,
+          pid_file: bool = True, ready: Any = None) -> None:
+    """Run the control plane in the foreground until SIGTERM/SIGINT (threaded werkzeug server).
+
+    ``port`` 0 picks a free port; ``ready(port)`` is called once the socket listens.
+    """
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    ctx = server_context(ensure_tls(home, [host, *(extra_names or [])])) if tls else None
+    app = create_app(home, driver_name, faults=faults, tls=tls)
+    server = make_server(host, port, app, threaded=True, ssl_context=ctx, request_handler=_RequestHandler)
+    server.daemon_threads = True
+    pid_path = home / "server.pid"
+    if pid_file:
+        pid_path.write_text(f"{os.getpid()}\n")
+
+    def _stop(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    scheme = "https" if tls else "http"
+    log.info("vcluster-lab control plane on %s://%s:%d (driver %s, home %s)", scheme, host, server.server_port,
+             app.extensions["vclab"].driver.name, home)
+    if ready is not None:
+        ready(server.server_port)
+    try:
+        server.serve_forever()
+    finally:
+        app.extensions["vclab"].shutdown()
+        if pid_file and pid_path.exists() and pid_path.read_text().strip() == str(os.getpid()):
+            pid_path.unlink()
+        log.info("vcluster-lab control plane stopped")
+
