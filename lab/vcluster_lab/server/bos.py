@@ -38,7 +38,7 @@ def bad(detail: str) -> ApiError:
 
 
 def not_found(detail: str) -> ApiError:
-    return ApiError(404, detail, title="Not Found")
+    return ApiError(404, detail, title="The resource was not found")
 
 
 def _json_error(msg: str) -> ApiError:
@@ -217,7 +217,8 @@ def sessions_post():
                "stage": False, "components": "", "include_disabled": bool(data.get("include_disabled", False)),
                "status": {"start_time": now_iso(), "end_time": None, "status": "pending", "error": None}}
     if not lab().store.doc_insert("bos.session", _tkey(name), session):
-        raise ApiError(409, f"A session with the name {name} already exists", title="Conflict")
+        raise ApiError(409, f"A session with the name {name} already exists",
+                       title="The resource to be created already exists")
     lab().bos.start(_tkey(name))
     return reply(session, 201)
 

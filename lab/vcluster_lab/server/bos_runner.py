@@ -50,9 +50,17 @@ def default_component(xname: str) -> dict:
             "status": {"phase": "", "status": "stable", "status_override": ""}}
 
 
+ROOTFS_PREFIX = {"cpss3": "craycps-s3", "sbps": "sbps-s3"}
+
+
 def boot_artifacts(store, path: str, kernel_parameters: str, provider: str, passthrough: str,
-                   etag: str) -> dict:
-    """kernel/initrd/kernel_parameters for a boot set, from the IMS image its manifest path names."""
+                   etag: str, session: str = "") -> dict:
+    """kernel/initrd/kernel_parameters for a boot set, from the IMS image its manifest path names.
+
+    Parameters are assembled as BOS writes them to BSS: the boot set's kernel_parameters,
+    ``root=<provider>-s3:<rootfs>:<etag>[:<passthrough>]`` (``root=live:<rootfs>`` without a
+    rootfs provider), ``nmd_data=url=<rootfs>,etag=<etag>`` and ``bos_session_id=<session>``.
+    """
     m = MANIFEST.match(path or "")
     if not m:
         raise SessionError(f"boot set path {path!r} is not an s3://boot-images/<ims-image-id>/manifest.json")
@@ -62,11 +70,22 @@ def boot_artifacts(store, path: str, kernel_parameters: str, provider: str, pass
     base = f"s3://boot-images/{image_id}"
     rootfs = f"{base}/rootfs"
     if provider:
-        root = f"root={provider}-s3:{rootfs}:{etag}" + (f":{passthrough}" if passthrough else "")
+        root = f"root={ROOTFS_PREFIX.get(provider, provider)}:{rootfs}:{etag}" + (f":{passthrough}" if passthrough else "")
     else:
         root = f"root=live:{rootfs}"
-    params = " ".join(p for p in (kernel_parameters.strip(), root) if p)
-    return {"kernel": f"{base}/kernel", "kernel_parameters": params, "initrd": f"{base}/initrd"}
+    parts = [kernel_parameters.strip(), root, f"nmd_data=url={rootfs},etag={etag}"]
+    if session:
+        parts.append(f"bos_session_id={session}")
+    return {"kernel": f"{base}/kernel", "kernel_parameters": " ".join(p for p in parts if p),
+            "initrd": f"{base}/initrd"}
+
+
+def same_artifacts(a: dict, b: dict) -> bool:
+    """Whether two boot artifact sets boot the same thing (the session id does not count)."""
+    def strip(d: dict) -> dict:
+        params = " ".join(w for w in (d.get("kernel_parameters") or "").split() if not w.startswith("bos_session_id="))
+        return {"kernel": d.get("kernel"), "initrd": d.get("initrd"), "kernel_parameters": params}
+    return bool(a) and bool(b) and strip(a) == strip(b)
 
 
 class SessionRunner:
@@ -191,7 +210,7 @@ class SessionRunner:
             if op != "shutdown":
                 arts = boot_artifacts(self.lab.store, bs["path"], bs.get("kernel_parameters", ""),
                                       bs.get("rootfs_provider", ""), bs.get("rootfs_provider_passthrough", ""),
-                                      bs.get("etag", ""))
+                                      bs.get("etag", ""), session["name"])
             for x in nodes:
                 plan[x] = arts or {}
         if not plan:
@@ -216,7 +235,8 @@ class SessionRunner:
         elif op == "reboot":
             to_off, to_on = on_nodes, xnames
         else:  # boot: start what is off, reboot what runs other artifacts
-            stale = [x for x in on_nodes if self.component(x)["actual_state"].get("boot_artifacts") != plan[x]]
+            stale = [x for x in on_nodes
+                     if not same_artifacts(self.component(x)["actual_state"].get("boot_artifacts") or {}, plan[x])]
             to_off, to_on = stale, [x for x in xnames if x not in on_nodes or x in stale]
         failed: dict[str, str] = {}
         if to_off:

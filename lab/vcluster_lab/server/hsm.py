@@ -15,10 +15,12 @@ from typing import Any, Iterable
 from . import xname as xn
 
 STATES = ["Unknown", "Empty", "Populated", "Off", "On", "Standby", "Halt", "Ready"]
-FLAGS = ["OK", "Warning", "Alert", "Locked", "Unknown"]
+FLAGS = ["OK", "Warning", "Alert", "Locked"]
+FLAG_FILTER = FLAGS + ["Unknown"]  # accepted in filters and writes, not listed by /service/values
 ROLES = ["Compute", "Service", "System", "Application", "Storage", "Management"]
 SUBROLES = ["Master", "Worker", "Storage", "UAN", "Gateway", "LNETRouter", "Visualization", "UserDefined"]
-ARCHES = ["X86", "ARM", "Other", "UNKNOWN"]
+ARCHES = ["X86", "ARM", "Other"]
+ARCH_FILTER = ARCHES + ["UNKNOWN"]
 CLASSES = ["River", "Mountain", "Hill"]
 NET_TYPES = ["Sling", "Infiniband", "Ethernet", "OEM", "None"]
 TYPES = xn.HMS_TYPES
@@ -27,10 +29,10 @@ TYPES = xn.HMS_TYPES
 ENUM_FIELDS = {
     "type": ("type", "Type", TYPES, "HMS Type"),
     "state": ("state", "State", STATES, "HMS State"),
-    "flag": ("flag", "Flag", FLAGS, "HMS Flag"),
+    "flag": ("flag", "Flag", FLAG_FILTER, "HMS Flag"),
     "role": ("role", "Role", ROLES, "HMS Role"),
     "subrole": ("subrole", "SubRole", SUBROLES, "HMS SubRole"),
-    "arch": ("arch", "Arch", ARCHES, "HMS Arch"),
+    "arch": ("arch", "Arch", ARCH_FILTER, "HMS Arch"),
     "class": ("class", "Class", CLASSES, "HMS Class"),
     "nettype": ("net_type", "NetType", NET_TYPES, "HMS NetType"),
     "softwarestatus": ("software_status", "SoftwareStatus", None, ""),

@@ -209,12 +209,12 @@ def recipe_content_get(rid: str):
     return reply({"id": rid, "sha256": recipe_sha(content), "content": content})
 
 
-def recipe_content(rid: str) -> dict:
+def recipe_content(store, rid: str) -> dict:
     """The image-builder content of a recipe: uploaded content, else template_dictionary 'vclab.recipe'."""
-    content = lab().store.doc_get("ims.recipe_content", rid)
+    content = store.doc_get("ims.recipe_content", rid)
     if content is not None:
         return content
-    rec = lab().store.doc_get("ims.recipe", rid) or {}
+    rec = store.doc_get("ims.recipe", rid) or {}
     for pair in rec.get("template_dictionary") or []:
         if pair.get("key") == "vclab.recipe":
             try:
@@ -531,7 +531,7 @@ class JobRunner:
         recipe = self.lab.store.doc_get("ims.recipe", job["artifact_id"])
         if recipe is None:
             raise ValueError(f"recipe {job['artifact_id']} no longer exists")
-        content = recipe_content(job["artifact_id"])
+        content = recipe_content(self.lab.store, job["artifact_id"])
         sha = recipe_sha(content)
         opts = content.get("options") or {}
         tags = opts.get("publish_tags") or []
