@@ -37,8 +37,8 @@ class SiteClients(object):
 
     @property
     def smd(self):
-        return self._client("smd", lambda: SmdClient(self.transport, self.site.service_url("smd"),
-                                                      put_members=self.site.kind == "openchami"))
+        return self._client("smd", lambda: SmdClient(
+            self.transport, self.site.service_url("smd"), put_members=self.site.kind == "openchami"))
 
     # The other services' clients are imported on first use, so a module pays only for what it talks to.
     @property
@@ -70,3 +70,8 @@ class SiteClients(object):
     def fabric(self):
         from ansible_collections.hpc.vcluster.plugins.module_utils._fabric import FabricClient
         return self._client("fabric", lambda: FabricClient(self.transport, self.site.service_url("fabric")))
+
+    def ufm(self, username, password):
+        """The UFM client: UFM takes HTTP Basic credentials of its own, not the site token."""
+        from ansible_collections.hpc.vcluster.plugins.module_utils._ufm import UfmClient
+        return self._client("ufm", lambda: UfmClient(self.transport, self.site.service_url("ufm"), username, password))

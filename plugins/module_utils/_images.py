@@ -93,3 +93,31 @@ def image_of(triple):
         if len(parts) >= 3 and _NAME.match(parts[0]) and _TAG.match(parts[1]):
             return {"name": parts[0], "tag": parts[1]}
     return None
+
+
+def _meta(meta, key):
+    """An IMS metadata value: the collection's ``vcluster.<key>``, else the lab's ``vclab.<key>``."""
+    return meta.get("vcluster." + key) or meta.get("vclab." + key) or ""
+
+
+def ims_provenance(image):
+    """The provenance an IMS image record's metadata holds (hpc.vcluster's, or what the lab's IMS records)."""
+    meta = (image or {}).get("metadata") or {}
+    return {
+        "recipe_sha256": _meta(meta, "recipe_sha256"),
+        "recipe": None,
+        "parent": _meta(meta, "parent"),
+        "parent_digest": _meta(meta, "parent_digest"),
+        "builder": _meta(meta, "builder"),
+        "build_date": meta.get("vcluster.build_date") or meta.get("vclab.build_time") or "",
+        "build_host": "ims",
+        "type": "base",
+        "package_manager": "",
+        "packages": [],
+        "package_groups": [],
+        "repositories": [],
+        "published": [p for p in [((image or {}).get("link") or {}).get("path")] if p],
+        "recipe_id": _meta(meta, "recipe_id"),
+        "job_id": _meta(meta, "job_id"),
+        "metadata": meta,
+    }

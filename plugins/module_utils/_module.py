@@ -30,7 +30,7 @@ def site_argument_spec():
         token_file=dict(type="path", fallback=env("token_file")),
         client_id=dict(type="str", fallback=env("client_id")),
         client_secret=dict(type="str", no_log=True, fallback=env("client_secret")),
-        token_url=dict(type="str", fallback=env("token_url")),
+        token_url=dict(type="str", no_log=False, fallback=env("token_url")),
         ca_path=dict(type="path", fallback=env("ca_path")),
         validate_certs=dict(type="bool", fallback=env("validate_certs")),
         timeout=dict(type="float", fallback=env("timeout")),

@@ -17,7 +17,7 @@ description:
     docs/boot-and-power.md), so a playbook names the image rather than its artifacts.
   - Nothing reboots here; use M(hpc.vcluster.power) or M(hpc.vcluster.bos_session) to boot the nodes.
 author:
-  - hpc.vcluster contributors
+  - hpc.vcluster maintainers (@hpc-vcluster)
 extends_documentation_fragment:
   - hpc.vcluster.site.modules
   - hpc.vcluster.access
@@ -34,6 +34,7 @@ attributes:
     platforms: controller
     description: Runs where the site's API is reachable, usually the controller.
   action_group:
+    description: Use C(group/hpc.vcluster.site) in C(module_defaults) to set the site options once for all modules.
     support: full
     membership: [hpc.vcluster.site]
 options:
@@ -148,12 +149,11 @@ boot_params:
 
 import os
 
-from ansible_collections.hpc.vcluster.plugins.module_utils._images import (get_param, image_boot_artifacts,
-                                                                          normalize_params, set_param)
+from ansible_collections.hpc.vcluster.plugins.module_utils._images import (
+    get_param, image_boot_artifacts, normalize_params, set_param)
 from ansible_collections.hpc.vcluster.plugins.module_utils._module import SiteModule
-from ansible_collections.hpc.vcluster.plugins.module_utils._targets import (TARGET_MUTUALLY_EXCLUSIVE,
-                                                                           TARGET_REQUIRED_ONE_OF,
-                                                                           module_targets, target_argument_spec)
+from ansible_collections.hpc.vcluster.plugins.module_utils._targets import (
+    TARGET_MUTUALLY_EXCLUSIVE, TARGET_REQUIRED_ONE_OF, module_targets, target_argument_spec)
 
 EMPTY = {"kernel": "", "initrd": "", "params": ""}
 

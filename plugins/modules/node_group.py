@@ -20,7 +20,7 @@ description:
   - SMD stores labels in lower case and cannot change the exclusive group of an existing label; the module refuses
     upper-case labels and a different O(exclusive_group) for an existing label rather than silently differ.
 author:
-  - hpc.vcluster contributors
+  - hpc.vcluster maintainers (@hpc-vcluster)
 extends_documentation_fragment:
   - hpc.vcluster.site.modules
   - hpc.vcluster.access
@@ -36,6 +36,7 @@ attributes:
     platforms: controller
     description: Runs where the site's API is reachable, usually the controller (C(delegate_to=localhost)).
   action_group:
+    description: Use C(group/hpc.vcluster.site) in C(module_defaults) to set the site options once for all modules.
     support: full
     membership: [hpc.vcluster.site]
 options:
@@ -178,6 +179,7 @@ from ansible_collections.hpc.vcluster.plugins.module_utils._module import SiteMo
 from ansible_collections.hpc.vcluster.plugins.module_utils._site import SiteError
 from ansible_collections.hpc.vcluster.plugins.module_utils._smd import SMD_LABEL_RE, VCLUSTER_LABEL_RE
 from ansible_collections.hpc.vcluster.plugins.module_utils._targets import members_diff, resolve_nodes, unknown_nodes
+
 
 def check_joining_nodes(module, smd, label, exclusive, joining):
     """Refuse exclusive-group conflicts and (for restricted operators) nodes held by labels they may not manage."""

@@ -14,7 +14,7 @@ description:
   - Three bulk SMD calls whatever the size of the machine (groups, components, memberships), never one per node.
   - Works the same on OpenCHAMI and CSM.
 author:
-  - hpc.vcluster contributors
+  - hpc.vcluster maintainers (@hpc-vcluster)
 extends_documentation_fragment:
   - hpc.vcluster.site.modules
   - hpc.vcluster.access
@@ -24,11 +24,13 @@ attributes:
     description: Reads only; runs the same in check mode.
   diff_mode:
     support: none
+    description: Reads only; nothing to show.
   platform:
     support: full
     platforms: controller
     description: Runs where the site's API is reachable, usually the controller.
   action_group:
+    description: Use C(group/hpc.vcluster.site) in C(module_defaults) to set the site options once for all modules.
     support: full
     membership: [hpc.vcluster.site]
 options:

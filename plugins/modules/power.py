@@ -18,7 +18,7 @@ description:
     that afterwards every node has booted its current boot parameters. A restart always reports a change, like
     M(ansible.builtin.reboot).
 author:
-  - hpc.vcluster contributors
+  - hpc.vcluster maintainers (@hpc-vcluster)
 extends_documentation_fragment:
   - hpc.vcluster.site.modules
   - hpc.vcluster.access
@@ -35,6 +35,7 @@ attributes:
     platforms: controller
     description: Runs where the site's API is reachable, usually the controller.
   action_group:
+    description: Use C(group/hpc.vcluster.site) in C(module_defaults) to set the site options once for all modules.
     support: full
     membership: [hpc.vcluster.site]
 options:
@@ -154,9 +155,8 @@ transitions:
 from ansible_collections.hpc.vcluster.plugins.module_utils._module import SiteModule
 from ansible_collections.hpc.vcluster.plugins.module_utils._pcs import task_counts, task_results
 from ansible_collections.hpc.vcluster.plugins.module_utils._site import SiteError
-from ansible_collections.hpc.vcluster.plugins.module_utils._targets import (TARGET_MUTUALLY_EXCLUSIVE,
-                                                                           TARGET_REQUIRED_ONE_OF,
-                                                                           module_targets, target_argument_spec)
+from ansible_collections.hpc.vcluster.plugins.module_utils._targets import (
+    TARGET_MUTUALLY_EXCLUSIVE, TARGET_REQUIRED_ONE_OF, module_targets, target_argument_spec)
 from ansible_collections.hpc.vcluster.plugins.module_utils._wait import WaitTimeout
 
 RESTARTS = ("soft-restart", "hard-restart")

@@ -28,7 +28,7 @@ def test_boot_params_image_by_name_for_a_label(rsps, kind, aggregate):
     assert bss.hosts[N0] == {"kernel": base + "/vmlinuz", "initrd": base + "/initramfs.img",
                              "params": "console=ttyS0 root=live:%s/rootfs.squashfs quiet" % base}
     assert bss.hosts[N1]["params"] == "root=live:%s/rootfs.squashfs" % base
-    assert all(method == "PUT" for method, _ in bss.writes)
+    assert all(write[0] == "PUT" for write in bss.writes)
     assert res["diff"]["before"][N1] == {} and res["diff"]["after"][N1]["kernel"] == base + "/vmlinuz"
     writes = len(bss.writes)
     again = run(boot_params.main, args, kind=kind)

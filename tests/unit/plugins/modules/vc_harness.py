@@ -9,9 +9,6 @@ import json
 import re
 from urllib.parse import parse_qs, urlparse
 
-import pytest
-import responses
-
 from ansible.module_utils import basic
 from ansible.module_utils.common import warnings
 from ansible.module_utils.testing import patch_module_args
@@ -121,6 +118,11 @@ class FakeSmd:
                 if key in query:
                     comps = [c for c in comps if c[field].lower() in [v.lower() for v in query[key]]]
             return ok + (json.dumps({"Components": comps}),)
+        if path == "/Inventory/EthernetInterfaces" and method == "GET":
+            out = [{"ID": "02000000%04x" % c["NID"], "MACAddress": "02:00:00:00:%02x:%02x" % (c["NID"] // 256, c["NID"] % 256),
+                    "ComponentID": c["ID"], "Type": "Node", "Description": "nid%06d" % c["NID"] if c["NID"] % 2 else "",
+                    "IPAddresses": [{"IPAddress": "10.252.1.%d" % c["NID"], "Network": "NMN"}]} for c in self.components]
+            return ok + (json.dumps(out),)
         if path == "/memberships" and method == "GET":
             ids = query.get("id") or [c["ID"] for c in self.components]
             out = [{"id": x, "groupLabels": sorted(l for l, g in self.groups.items() if x in g["members"]["ids"]),
