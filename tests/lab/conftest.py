@@ -4,7 +4,7 @@
 ``kill -9`` it), on a free port, TLS on by default, in a private home. Reuse it from any
 test module:
 
-* ``lab_server_factory(driver="records", tls=True, faults=None, env=None, home=None)``
+* ``lab_server_factory(driver="records", tls=True, faults=None, env=None, home=None, host="127.0.0.1")``
   (function scope) starts servers and stops them after the test;
 * ``lab`` (module scope) is one records-driver server shared by a module's tests;
 * ``LabServer(...)`` can also be used directly as a context manager (e.g. in a
@@ -37,8 +37,8 @@ class LabServer:
     """One control-plane server process over one lab home."""
 
     def __init__(self, home: Path, driver: str = "records", tls: bool = True, faults: dict | None = None,
-                 env: dict | None = None):
-        self.home, self.driver, self.tls = Path(home), driver, tls
+                 env: dict | None = None, host: str = "127.0.0.1"):
+        self.home, self.driver, self.tls, self.host = Path(home), driver, tls, host
         self.faults = faults or {}
         self.env = dict(os.environ, **(env or {}))
         self.proc: subprocess.Popen | None = None
@@ -46,12 +46,12 @@ class LabServer:
 
     # ------------------------------------------------------------------ process
     def start(self, timeout: float = 60) -> "LabServer":
-        cmd = [sys.executable, "-m", "vcluster_lab.server", "--home", str(self.home), "--port", "0",
+        cmd = [sys.executable, "-m", "vcluster_lab.server", "--home", str(self.home), "--host", self.host, "--port", "0",
                "--driver", self.driver, "--log-level", "INFO"]
         if not self.tls:
             cmd.append("--no-tls")
         for key, value in self.faults.items():
-            cmd += ["--fault", f"{key}={','.join(value) if isinstance(value, list) else value}"]
+            cmd += ["--fault", f"{key}={','.join(map(str, value)) if isinstance(value, list) else value}"]
         self.home.mkdir(parents=True, exist_ok=True)
         log = open(self.home / "server.log", "ab")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=self.env, text=True)
@@ -104,7 +104,7 @@ class LabServer:
     # ------------------------------------------------------------------ HTTP
     @property
     def url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def verify(self) -> str | bool:
@@ -180,8 +180,8 @@ def lab_server_factory(tmp_path_factory):
     servers: list[LabServer] = []
 
     def make(driver: str = "records", tls: bool = True, faults: dict | None = None, env: dict | None = None,
-             home: Path | None = None) -> LabServer:
-        server = LabServer(home or tmp_path_factory.mktemp("labhome"), driver, tls, faults, env)
+             home: Path | None = None, host: str = "127.0.0.1") -> LabServer:
+        server = LabServer(home or tmp_path_factory.mktemp("labhome"), driver, tls, faults, env, host)
         servers.append(server)
         return server.start()
     yield make

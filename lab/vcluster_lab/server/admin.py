@@ -101,7 +101,7 @@ def nodes_get():
         ip_list = json.loads(ips)
         out.append({"xname": r[0], "origin": r[1], "kind": r[2], "nid": r[4], "role": r[5],
                     "hostname": host, "mac": mac, "ip": ip_list[0]["IPAddress"] if ip_list else "",
-                    "state": r[6], "flag": r[7], "power": power.get(r[0], "undefined"),
+                    "state": r[6], "flag": r[7], "power": "on" if power.get(r[0]) == "on" else "off",
                     "boot_image": _boot_image(r[0]), "dead": L.faults.is_dead(r[0]),
                     "vlans": vlans.get(r[0], [])})
     return reply({"nodes": out})

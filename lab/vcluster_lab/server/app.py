@@ -25,7 +25,7 @@ from ..tls import ensure_tls, server_context
 from ..tokens import Credentials, Tokens
 from . import admin, bos, bss, cloud_init, fabric, ims, pcs, smd, tokens, ufm
 from .bos_runner import SessionRunner
-from .common import ApiError, face, problem, text
+from .common import ApiError, face, go_error, problem
 from .power import PowerEngine
 
 log = logging.getLogger("vcluster_lab.server")
@@ -156,7 +156,7 @@ def create_app(home: Path, driver: NodeDriver | str = "records", *, faults: dict
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         if isinstance(exc, NotFound):
-            return text("404 page not found", 404)
+            return go_error("404 page not found", 404)
         if isinstance(exc, MethodNotAllowed):
             resp = problem(405, f"method {request.method} is not allowed on {request.path}")
             resp.headers["Allow"] = ", ".join(sorted(exc.valid_methods or []))

@@ -44,7 +44,7 @@ class ApiError(Exception):
 
     def response(self) -> Response:
         if self.style == "text":
-            resp = text(self.detail, self.status)
+            resp = go_error(self.detail, self.status)
         elif self.style == "xenon":
             resp = xenon_error(self.status, self.detail)
         elif self.style == "json":
@@ -74,9 +74,12 @@ def empty(status: int = 204, headers: dict | None = None) -> Response:
 
 
 def text(body: str, status: int = 200, content_type: str = "text/plain; charset=utf-8") -> Response:
-    if body and not body.endswith("\n") and content_type.startswith("text/plain") and status >= 400:
-        body += "\n"
     return Response(body, status=status, content_type=content_type)
+
+
+def go_error(message: str, status: int) -> Response:
+    """Go's ``http.Error``: text/plain, the message and a newline."""
+    return text(message + "\n" if message else "", status)
 
 
 def problem(status: int, detail: str, title: str | None = None, **extra: Any) -> Response:
@@ -141,7 +144,7 @@ def check_openchami_auth() -> Response | None:
     try:
         kind, claims = lab().tokens.verify(bearer(request.headers), ("openchami",))
     except TokenError as exc:
-        return text(str(exc), 401)
+        return go_error(str(exc), 401)
     g.token_kind, g.claims = kind, claims
     return None
 

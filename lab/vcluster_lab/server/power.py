@@ -147,7 +147,7 @@ class PowerEngine:
                 c.execute("UPDATE transitions SET status='in-progress' WHERE id=?", (tid,))
             tasks = c.execute("SELECT seq, xname FROM transition_tasks WHERE transition_id=? AND status IN "
                               "('new', 'in-progress') ORDER BY seq", (tid,)).fetchall()
-        deadline = None if deadline_min < 0 else created + max(deadline_min, 0) * 60
+        deadline = created + deadline_min * 60 if deadline_min > 0 else None  # 0: no wait, -1: forever
         confirm = deadline_min != 0
         futures = [self.tasks.submit(self._task_safely, tid, seq, x, op, deadline, confirm) for seq, x in tasks]
         wait(futures)

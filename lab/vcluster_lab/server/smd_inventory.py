@@ -98,7 +98,7 @@ def eth_list():
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     with lab().store.read() as c:
-        items = [hsm.eth_to_json(r) for r in c.execute(sql + " ORDER BY id")]
+        items = [hsm.eth_to_json(r) for r in c.execute(sql + " ORDER BY id", args)]
     if "ipaddress" in q:
         wanted = set(q["ipaddress"])
         items = [i for i in items if ({a["IPAddress"] for a in i["IPAddresses"]} & wanted)
