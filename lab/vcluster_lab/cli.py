@@ -15,6 +15,7 @@ import os
 import shlex
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -55,10 +56,14 @@ def cmd_up(args) -> int:
         raise LabError(f"the lab in {home} already runs ({state.get('driver')} driver, port "
                        f"{state.get('port')}): 'vcluster-lab down' first to change them")
     key = ensure_key(home)
-    if driver == "podman":
-        images.ensure_base(prefix, log=say)
     labhome.write_state(home, port=port, driver=driver, prefix=prefix)
-    pid = daemon.start(home, port, driver, prefix)
+    # The base image (a minute of debootstrap when the cache is cold) and the server's
+    # start-up overlap; nodes are made once both are ready.
+    with ThreadPoolExecutor(1) as pool:
+        base = pool.submit(images.ensure_base, prefix, say) if driver == "podman" else None
+        pid = daemon.start(home, port, driver, prefix)
+        if base:
+            base.result()
     say(f"control plane: {daemon.server_url(port)} (pid {pid}, {driver} driver, log "
         f"{home / daemon.LOG_FILE})")
     client = LabClient(home, port)
@@ -106,7 +111,10 @@ def cmd_status(args) -> int:
         say(f"server: {client.url} pid {pid} ({status.get('driver')} driver, up "
             f"{status.get('uptime_s')} s, home {home})")
         say("counts: " + ", ".join(f"{k} {v}" for k, v in (status.get("counts") or {}).items()))
-        faults = {k: v for k, v in (status.get("faults") or {}).items() if v}
+        faults = {k: v for k, v in (status.get("faults") or {}).items()
+                  if v and k in ("latency_ms", "jitter_ms", "error_rate", "dead_nodes")}
+        if (status.get("faults") or {}).get("token_lifetime", 3600) != 3600:
+            faults["token_lifetime"] = status["faults"]["token_lifetime"]
         if faults:
             say(f"faults: {json.dumps(faults, sort_keys=True)}")
         _print_nodes(client.call("GET", "/lab/v1/nodes")["nodes"])
@@ -194,6 +202,11 @@ def cmd_env(args) -> int:
     if args.format == "json":
         print(json.dumps(env, indent=2))
     else:
+        # Switching faces in one shell: the other face's credentials would win otherwise
+        # (a LAB_ACCESS_TOKEN comes before client credentials in the token order).
+        stale = ["VCLUSTER_CLIENT_ID", "VCLUSTER_CLIENT_SECRET"] if args.face == "openchami" \
+            else ["LAB_ACCESS_TOKEN"]
+        print(f"unset {' '.join(stale)}")
         for key, value in env.items():
             print(f"export {key}={shlex.quote(value)}")
     return 0
@@ -212,9 +225,16 @@ def inventory_source(home: Path, face: str) -> dict:
 
 def cmd_inventory(args) -> int:
     source = inventory_source(_home(args), args.face)
-    print(f"# {args.face} inventory source for the lab; credentials come from "
-          f"'vcluster-lab env --face {args.face}'")
-    print(yaml.safe_dump(source, sort_keys=False), end="")
+    print(f"# {args.face} inventory source for the lab (save as lab.{args.face}.yml); "
+          f"credentials come from: eval \"$(vcluster-lab env --face {args.face})\"")
+    # Written by hand so the Jinja string literals stay readable ("'root'").
+    for key, value in source.items():
+        if isinstance(value, dict):
+            print(f"{key}:")
+            for sub, expr in value.items():
+                print(f"  {sub}: {json.dumps(expr)}")
+        else:
+            print(f"{key}: {json.dumps(value)}")
     return 0
 
 

@@ -26,7 +26,8 @@ class LabClient:
         self.url = server_url(port)
         self.timeout = timeout
         self.session = requests.Session()
-        self.session.verify = str(ca_path(self.home))
+        # Passed on every request: a session-wide verify loses to $REQUESTS_CA_BUNDLE.
+        self.verify = str(ca_path(self.home))
         self._token: str | None = None
 
     def credentials(self, face: str) -> tuple[str, str]:
@@ -44,6 +45,7 @@ class LabClient:
             cid, secret = self.credentials("openchami")
             try:
                 resp = self.session.post(self.url + "/oauth2/token", timeout=self.timeout,
+                                         verify=self.verify,
                                          data={"grant_type": "client_credentials"},
                                          auth=(cid, secret))
             except requests.RequestException as exc:
@@ -64,6 +66,7 @@ class LabClient:
         headers = {} if path.startswith("/lab/v1/") else {"Authorization": f"Bearer {self.token()}"}
         try:
             resp = self.session.request(method, self.url + path, json=body, headers=headers,
+                                        verify=self.verify,
                                         timeout=timeout or self.timeout)
         except requests.RequestException as exc:
             raise LabError(f"{method} {path}: {exc}") from exc

@@ -45,6 +45,7 @@ class Lab:
         env = self.env_json(face)
         s = requests.Session()
         s.verify = env["VCLUSTER_CA_PATH"]
+        s.trust_env = False  # else $REQUESTS_CA_BUNDLE replaces the lab CA
         if face == "openchami":
             token = env["LAB_ACCESS_TOKEN"]
         else:

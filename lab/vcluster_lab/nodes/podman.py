@@ -126,7 +126,32 @@ class PodmanDriver:
                           "--subnet", str(subnet), name, check=False, what=what)
             if proc.returncode != 0 and podman("network", "exists", name, check=False,
                                                  what=what).returncode != 0:
+                holder = self._subnet_holder(subnet)
+                if holder:
+                    raise DriverError(
+                        f"{what}: subnet {subnet} is already used by podman network {holder}"
+                        f"{self._holder_hint(holder)}")
                 raise PodmanError(what, ["network", "create"], proc.returncode, proc.stderr)
+
+    @staticmethod
+    def _subnet_holder(subnet: ipaddress.IPv4Network) -> str | None:
+        """The podman network whose subnet overlaps ``subnet``, if any."""
+        for net in podman_json("network", "ls", "--format", "json", what="networks") or []:
+            for sub in net.get("subnets") or []:
+                try:
+                    if ipaddress.ip_network(sub.get("subnet", "")).overlaps(subnet):
+                        return net["name"]
+                except ValueError:
+                    continue
+        return None
+
+    @staticmethod
+    def _holder_hint(holder: str) -> str:
+        if holder.endswith("-mgmt"):
+            other = holder.removesuffix("-mgmt")
+            return (f" (another lab, prefix {other}, runs: 'VCLUSTER_LAB_PREFIX={other} "
+                    "vcluster-lab down' if it is yours; two labs cannot share the NMN range)")
+        return ""
 
     def ensure_mgmt_network(self) -> None:
         """The management network (NMN). Isolated too: see :meth:`vlan_attach`."""
@@ -300,14 +325,19 @@ class PodmanDriver:
         deadline = time.monotonic() + timeout
         for xname in xnames:
             name = self.container(xname)
-            left = max(1.0, deadline - time.monotonic())
-            proc = podman("exec", name, "timeout", str(int(left)), "systemctl",
-                          "is-system-running", "--wait", check=False, timeout=left + 10,
-                          what=f"node {xname}: boot")
-            state = proc.stdout.strip()
-            if state not in ("running", "degraded"):
-                raise DriverError(f"node {xname}: systemd is {state or 'not answering'} "
-                                  f"({proc.stderr.strip()[-200:]})")
+            while True:
+                # Right after start, systemd's bus is not there yet: ask again until it is.
+                left = max(1.0, deadline - time.monotonic())
+                proc = podman("exec", name, "timeout", str(int(left)), "systemctl",
+                              "is-system-running", "--wait", check=False, timeout=left + 10,
+                              what=f"node {xname}: boot")
+                state = proc.stdout.strip()
+                if state in ("running", "degraded"):
+                    break
+                if time.monotonic() > deadline:
+                    raise DriverError(f"node {xname}: systemd is {state or 'not answering'} "
+                                      f"after {timeout:.0f} s ({proc.stderr.strip()[-200:]})")
+                time.sleep(0.2)
             info = self._inspect(xname) or {}
             ip = (info.get("Config", {}).get("Labels") or {}).get(IP_LABEL, "")
             while not sshd_answers(ip):
