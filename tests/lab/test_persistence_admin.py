@@ -31,6 +31,21 @@ def test_acknowledged_writes_survive_kill9(lab_server_factory):
     assert server.get("/hsm/v2/groups", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
 
+def test_unfinished_transitions_resume_after_kill9(lab_server_factory):
+    server = lab_server_factory()
+    server.admin("POST", "/seed", json={"nodes": 800, "groups": 0})
+    s = server.session("openchami")
+    xnames = [c["ID"] for c in s.get("/hsm/v2/State/Components?state=Ready").json()["Components"]]
+    tid = s.post("/power-control/v1/transitions", json={"operation": "off", "location": [
+        {"xname": x} for x in xnames]}).json()["transitionID"]
+    server.kill9()  # in the middle of the transition
+    server.start()
+    done = server.wait_transition(tid, timeout=120)
+    assert f"resuming transition {tid}" in (server.home / "server.log").read_text()
+    assert done["transitionStatus"] == "completed" and done["taskCounts"]["succeeded"] == len(xnames)
+    assert s.get("/hsm/v2/State/Components?state=Ready").json()["Components"] == []
+
+
 def test_plain_http_is_selectable(lab_server_factory):
     server = lab_server_factory(tls=False)
     assert server.url.startswith("http://") and server.get("/hsm/v2/service/ready").status_code == 200

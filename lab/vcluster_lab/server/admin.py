@@ -94,7 +94,7 @@ def nodes_get():
     L = lab()
     rows = _node_rows(request.args.get("all", "") in ("1", "true"))
     power = L.driver.power_state([r[0] for r, _ in rows]) if rows else {}
-    vlans = L.driver.vlan_membership() if hasattr(L.driver, "vlan_membership") else {}
+    vlans = L.driver.vlan_membership() if hasattr(L.driver, "vlan_membership") else _fabric_vlans()
     out = []
     for r, e in rows:
         mac, host, ips = e if e else ("", "", "[]")
@@ -102,9 +102,22 @@ def nodes_get():
         out.append({"xname": r[0], "origin": r[1], "kind": r[2], "nid": r[4], "role": r[5],
                     "hostname": host, "mac": mac, "ip": ip_list[0]["IPAddress"] if ip_list else "",
                     "state": r[6], "flag": r[7], "power": "on" if power.get(r[0]) == "on" else "off",
-                    "boot_image": _boot_image(r[0]), "dead": L.faults.is_dead(r[0]),
+                    "boot_image": _boot_image(r[0]) if r[1] == "up" else "", "dead": L.faults.is_dead(r[0]),
                     "vlans": vlans.get(r[0], [])})
     return reply({"nodes": out})
+
+
+def _fabric_vlans() -> dict[str, list[int]]:
+    """VLANs of each node as the fabric manager's port policies say (when the driver cannot tell)."""
+    from .fabric import vlans_of_policies
+    out: dict[str, list[int]] = {}
+    with lab().store.read() as c:
+        nodes = [r[0] for r in c.execute("SELECT xname FROM lab_nodes WHERE origin='up'")]
+    for x in nodes:
+        state = lab().store.doc_get("fm.port", inv.edge_port(x) or "")
+        if state and state.get("portPolicyLinks"):
+            out[x] = sorted(vlans_of_policies(state["portPolicyLinks"]))
+    return out
 
 
 def _boot_image(xname: str) -> str:

@@ -19,13 +19,14 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from .. import faults as faults_mod
 from ..faults import Faults
+from ..inventory_data import MGMT_GATEWAY
 from ..nodes.base import NodeDriver
 from ..store import Store
 from ..tls import ensure_tls, server_context
 from ..tokens import Credentials, Tokens
 from . import admin, bos, bss, cloud_init, fabric, ims, pcs, smd, tokens, ufm
 from .bos_runner import SessionRunner
-from .common import ApiError, face, go_error, problem
+from .common import ApiError, go_error, problem
 from .power import PowerEngine
 
 log = logging.getLogger("vcluster_lab.server")
@@ -171,7 +172,6 @@ def create_app(home: Path, driver: NodeDriver | str = "records", *, faults: dict
     app.wsgi_app = _StripSlashes(app.wsgi_app)  # type: ignore[method-assign]
     if resume:
         lab.resume()
-    _ = face  # face() is used by the service modules
     return app
 
 
@@ -198,7 +198,10 @@ def serve(home: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, driver_
     """
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
-    ctx = server_context(ensure_tls(home, [host, *(extra_names or [])])) if tls else None
+    names = [host, *(extra_names or [])]
+    if host in ("0.0.0.0", "::"):  # reachable from the nodes: name the management gateway too
+        names.append(MGMT_GATEWAY)
+    ctx = server_context(ensure_tls(home, names)) if tls else None
     app = create_app(home, driver_name, faults=faults, tls=tls)
     server = make_server(host, port, app, threaded=True, ssl_context=ctx, request_handler=_RequestHandler)
     server.daemon_threads = True
@@ -208,8 +211,9 @@ def serve(home: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, driver_
 
     def _stop(signum, frame):
         threading.Thread(target=server.shutdown, daemon=True).start()
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    if threading.current_thread() is threading.main_thread():  # signals can only be set there
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
     scheme = "https" if tls else "http"
     log.info("vcluster-lab control plane on %s://%s:%d (driver %s, home %s)", scheme, host, server.server_port,
              app.extensions["vclab"].driver.name, home)

@@ -84,10 +84,10 @@ class PowerEngine:
 
     def wait(self, tid: str, timeout: float | None = None) -> str:
         """Block until the transition finishes (or timeout); returns its status."""
+        deadline = time.time() + (timeout or 0)
         ev = self._done.get(tid)
         if ev is not None:
             ev.wait(timeout)
-        deadline = time.time() + (timeout or 0)
         while True:
             status = self.status(tid)
             if status in FINISHED or status is None or (timeout is not None and time.time() >= deadline):
@@ -133,7 +133,7 @@ class PowerEngine:
                           "WHERE transition_id=? AND status IN ('new', 'in-progress')", (FAILED, tid))
                 c.execute("UPDATE transitions SET status='completed' WHERE id=?", (tid,))
         finally:
-            ev = self._done.get(tid)
+            ev = self._done.pop(tid, None)
             if ev:
                 ev.set()
 
@@ -192,8 +192,9 @@ class PowerEngine:
             try:
                 if op in ("Off", "Soft-Off", "Force-Off"):
                     if not is_on:
-                        self._mark_off(xname)
-                        self._set_task(tid, seq, "succeeded", "Component already in desired state")
+                        with store.write():
+                            self._mark_off(xname)
+                            self._set_task(tid, seq, "succeeded", "Component already in desired state")
                         return
                     driver.power_off(xname, force=(op == "Force-Off"))
                     self._finish(tid, seq, xname, "off", confirm, op)
@@ -207,16 +208,15 @@ class PowerEngine:
                                    "Component must be in the On state for Soft-Restart")
                     return
                 if op == "On" and is_on:
-                    self._mark_ready(xname)
-                    self._set_task(tid, seq, "succeeded", "Component already in desired state")
+                    with store.write():
+                        self._mark_ready(xname)
+                        self._set_task(tid, seq, "succeeded", "Component already in desired state")
                     return
                 image = boot.node_image(store, xname, mac, spec.nid or None, comp.get("Role", ""))
                 if op == "On" or not is_on:
                     driver.power_on(spec, image)
                 else:
                     driver.restart(spec, image, hard=(op in ("Hard-Restart", "Init")))
-                with store.write() as c:
-                    hsm.set_state(c, [xname], "On")
                 self._finish(tid, seq, xname, "on", confirm, "On" if op == "On" else op)
             except boot.BootError as exc:
                 self._set_task(tid, seq, "failed", FAILED, str(exc))
@@ -224,22 +224,25 @@ class PowerEngine:
                 self._set_task(tid, seq, "failed", FAILED, str(exc))
 
     def _finish(self, tid: str, seq: int, xname: str, want: str, confirm: bool, op: str) -> None:
-        if not confirm:  # taskDeadlineMinutes 0: fire and forget
-            if want == "off":
+        """Confirm the power state with the driver; SMD state and the task's end in one write."""
+        if confirm:
+            got = self.lab.driver.power_state([xname]).get(xname)
+            if got != want:
+                self._set_task(tid, seq, "failed", FAILED, f"node reports power {got}, expected {want}")
+                return
+            done = "Transition confirmed, On" if want == "on" else f"Transition confirmed, {op}"
+        else:  # taskDeadlineMinutes 0: applied, not confirmed
+            done = f"Transition applied, {op}"
+        with self.lab.store.write():
+            if want == "on":
+                if confirm:
+                    self._mark_ready(xname)  # the driver reports it on: Ready
+                else:
+                    with self.lab.store.write() as c:
+                        hsm.set_state(c, [xname], "On")
+            else:
                 self._mark_off(xname)
-            self._set_task(tid, seq, "succeeded", f"Transition applied, {op}")
-            return
-        self._set_task(tid, seq, "in-progress", f"Confirming successful transition, {op}")
-        got = self.lab.driver.power_state([xname]).get(xname)
-        if got != want:
-            self._set_task(tid, seq, "failed", FAILED, f"node reports power {got}, expected {want}")
-            return
-        if want == "on":
-            self._mark_ready(xname)
-            self._set_task(tid, seq, "succeeded", "Transition confirmed, On")
-        else:
-            self._mark_off(xname)
-            self._set_task(tid, seq, "succeeded", f"Transition confirmed, {op}")
+            self._set_task(tid, seq, "succeeded", done)
 
     def _mark_ready(self, xname: str) -> None:
         with self.lab.store.write() as c:

@@ -16,10 +16,9 @@ import time
 import uuid
 from urllib.parse import unquote
 
-import jwt
 from flask import Blueprint, request
 
-from ..tokens import CSM_CLIENT_ID, KEYCLOAK_REALM_PATH
+from ..tokens import KEYCLOAK_REALM_PATH
 from .common import lab, reply
 
 bp = Blueprint("tokens", __name__)
@@ -148,5 +147,3 @@ def keycloak_configuration():
                   "jwks_uri": issuer + "/protocol/openid-connect/certs",
                   "grant_types_supported": ["client_credentials", "password", "refresh_token"]})
 
-
-_ = (jwt, CSM_CLIENT_ID)
