@@ -74,13 +74,15 @@ def test_seed_fault_and_status(lab):
     assert "records driver" in status
 
 
-def test_errors_are_clear(lab, tmp_path):
+def test_errors_are_clear(lab, tmp_path, capsys):
     other = Lab(tmp_path / "nohome", lab.prefix, free_port())
     proc = other.run("env", check=False)
     assert proc.returncode == 1 and "no lab server runs for" in proc.stderr
     proc = lab.run("up", "--nodes", "1", check=False)  # same home, other driver
     assert proc.returncode == 1 and "already runs (records driver" in proc.stderr
-    assert cli.main(["image", "build", str(tmp_path / "missing.yml")]) == 1
+    assert cli.main(["image", "build", "--home", str(tmp_path / "h"),
+                     str(tmp_path / "missing.yml")]) == 1
+    assert "missing.yml: cannot read it" in capsys.readouterr().err
 
 
 def test_down_stops_the_server_and_leaves_nothing(tmp_path):
