@@ -5,7 +5,8 @@
 test module:
 
 * ``lab_server_factory(driver="records", tls=True, faults=None, env=None, home=None, host="127.0.0.1")``
-  (function scope) starts servers and stops them after the test;
+  (function scope, also named ``lab_server``) starts servers and stops them after the
+  test; ``lab_server_module`` is the same factory with module scope;
 * ``lab`` (module scope) is one records-driver server shared by a module's tests;
 * ``LabServer(...)`` can also be used directly as a context manager (e.g. in a
   module-scoped fixture with ``driver="podman"`` and the podman environment).
@@ -174,9 +175,7 @@ class ApiSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
-@pytest.fixture
-def lab_server_factory(tmp_path_factory):
-    """Start lab servers (records driver unless told otherwise); all stopped after the test."""
+def _factory(tmp_path_factory):
     servers: list[LabServer] = []
 
     def make(driver: str = "records", tls: bool = True, faults: dict | None = None, env: dict | None = None,
@@ -184,6 +183,25 @@ def lab_server_factory(tmp_path_factory):
         server = LabServer(home or tmp_path_factory.mktemp("labhome"), driver, tls, faults, env, host)
         servers.append(server)
         return server.start()
+    return make, servers
+
+
+@pytest.fixture
+def lab_server_factory(tmp_path_factory):
+    """Start lab servers (records driver unless told otherwise); all stopped after the test."""
+    make, servers = _factory(tmp_path_factory)
+    yield make
+    for server in servers:
+        server.stop()
+
+
+lab_server = lab_server_factory  # the same factory under a shorter name
+
+
+@pytest.fixture(scope="module")
+def lab_server_module(tmp_path_factory):
+    """The factory with module scope: servers live until the module's last test (e.g. podman nodes)."""
+    make, servers = _factory(tmp_path_factory)
     yield make
     for server in servers:
         server.stop()
