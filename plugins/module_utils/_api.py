@@ -130,9 +130,11 @@ class Transport(object):
                 send_headers.update(self._auth_header())
             try:
                 self.request_count += 1
+                # verify is passed on every call: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE in the
+                # environment override a session's CA bundle otherwise, and the site's ca_path must win.
                 response = self.session.request(
                     method, url, params=params, json=json_body, data=data, headers=send_headers,
-                    timeout=timeout or self.site.timeout, auth=basic_auth,
+                    timeout=timeout or self.site.timeout, auth=basic_auth, verify=self.session.verify,
                 )
             except requests.exceptions.SSLError as exc:
                 raise ApiError("%s: TLS verification failed for %s (%s); set ca_path to the site's CA bundle"

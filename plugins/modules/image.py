@@ -239,7 +239,7 @@ image:
       type: list
       elements: str
       sample: []
-action:
+outcome:
   description: What was done, V(none), V(built), V(tagged) (an existing build of the recipe got the tags) or V(removed).
   returned: always
   type: str
@@ -360,14 +360,14 @@ def present_podman(module, recipe, base_dir):
     if not params["force"] and all(up_to_date(info) for info in current.values()):
         ids = set(image_id(info) for info in current.values())
         if len(ids) == 1:
-            return {"changed": False, "action": "none", "image": local_view(name, tags, first)}
+            return {"changed": False, "outcome": "none", "image": local_view(name, tags, first)}
 
     built = None if params["force"] else find_built(podman, name, sha, parent_digest)
     action = "tagged" if built else "built"
     if module.check_mode:
         after = local_view(name, tags, podman.inspect(built) if built else None, sha)
         after.update(parent=parent, parent_digest=parent_digest, published=published)
-        result = {"changed": True, "action": action, "image": after}
+        result = {"changed": True, "outcome": action, "image": after}
         result.update(module.diff_result(before, after))
         return result
     if built:
@@ -381,7 +381,7 @@ def present_podman(module, recipe, base_dir):
         for t, dest in zip(tags, published):
             podman.push("localhost/%s:%s" % (name, t), dest, push_opts)
     after = local_view(name, tags, podman.inspect("localhost/%s:%s" % (name, tags[0])))
-    result = {"changed": True, "action": action, "image": after}
+    result = {"changed": True, "outcome": action, "image": after}
     result.update(module.diff_result(before, after))
     return result
 
@@ -399,13 +399,13 @@ def absent_podman(module):
                           for n in (row.get("Names") or []) if n.startswith("localhost/%s:" % name)))
     present = [r for r in refs if podman.inspect(r)]
     if not present:
-        return {"changed": False, "action": "none", "image": {}}
+        return {"changed": False, "outcome": "none", "image": {}}
     if not module.check_mode:
         for ref in present:
             podman.untag(ref)
         for row in podman.images(["dangling=true", "label=%sname=%s" % (OCI, name)]):
             podman.remove(row.get("Id"))
-    result = {"changed": True, "action": "removed", "image": {}}
+    result = {"changed": True, "outcome": "removed", "image": {}}
     result.update(module.diff_result({"name": name, "refs": present}, {}))
     return result
 
@@ -461,12 +461,12 @@ def present_ims(module, recipe, base_dir):
     current = matching[-1] if matching else None
     before = ims_view(current, name, tags) if current else {}
     if current and not params["force"] and (current.get("metadata") or {}).get("vcluster.recipe_sha256") == sha:
-        return {"changed": False, "action": "none", "image": before}
+        return {"changed": False, "outcome": "none", "image": before}
     if module.check_mode:
         after = {"name": name, "tags": tags, "refs": [], "digest": "", "ims_id": "", "recipe_sha256": sha,
                  "parent": options.get("parent") or "", "parent_digest": "", "builder": params["builder"] or default_builder(),
                  "build_date": "", "published": []}
-        result = {"changed": True, "action": "built", "image": after}
+        result = {"changed": True, "outcome": "built", "image": after}
         result.update(module.diff_result(before, after))
         return result
     key_id = ims_public_key(module, ims)
@@ -495,7 +495,7 @@ def present_ims(module, recipe, base_dir):
         "vcluster.build_date": now(), "vcluster.parent": options.get("parent") or "",
     })
     after = ims_view(ims.image(image_id_), name, tags)
-    result = {"changed": True, "action": "built", "image": after}
+    result = {"changed": True, "outcome": "built", "image": after}
     result.update(module.diff_result(before, after))
     return result
 
@@ -528,11 +528,11 @@ def absent_ims(module):
     gone = [i for i in ims.images() if (i.get("metadata") or {}).get("vcluster.name") == name
             and (not tags or (i.get("metadata") or {}).get("vcluster.tag") in tags)]
     if not gone:
-        return {"changed": False, "action": "none", "image": {}}
+        return {"changed": False, "outcome": "none", "image": {}}
     if not module.check_mode:
         for image in gone:
             ims.delete_image(image["id"])
-    result = {"changed": True, "action": "removed", "image": {}}
+    result = {"changed": True, "outcome": "removed", "image": {}}
     result.update(module.diff_result({"name": name, "ims_ids": sorted(i["id"] for i in gone)}, {}))
     return result
 

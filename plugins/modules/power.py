@@ -88,7 +88,7 @@ EXAMPLES = r"""
 
 - name: Show each node's outcome
   ansible.builtin.debug:
-    msg: "{{ reboot.results }}"
+    msg: "{{ reboot.node_results }}"
 
 - name: Power off without waiting
   hpc.vcluster.power:
@@ -118,7 +118,7 @@ power_state:
   returned: always
   type: dict
   sample: {x1000c0s0b0n0: "on", x1000c0s1b0n0: "on"}
-results:
+node_results:
   description: Each changed node's outcome, from its PCS task.
   returned: always
   type: dict
@@ -195,7 +195,7 @@ def run_module(module):
     ops, predicted = plan(params["state"], status)
     changed_nodes = sorted(x for nodes in ops.values() for x in nodes)
     result = {"changed": bool(changed_nodes), "nodes": targets, "changed_nodes": changed_nodes,
-              "power_state": predicted, "results": {}, "transitions": []}
+              "power_state": predicted, "node_results": {}, "transitions": []}
     if changed_nodes:
         result.update(module.diff_result(dict((x, before[x]) for x in changed_nodes),
                                          dict((x, predicted[x]) for x in changed_nodes)))
@@ -226,7 +226,7 @@ def run_module(module):
         result["transitions"][index].update(status=final.get("transitionStatus"), task_counts=task_counts(final))
         for xname, outcome in task_results(final).items():
             outcome["operation"] = operation
-            result["results"][xname] = outcome
+            result["node_results"][xname] = outcome
             if outcome["status"] != "succeeded":
                 failures.append("%s: %s %s%s" % (xname, operation, outcome["status"],
                                                  " (%s)" % (outcome["error"] or outcome["description"])

@@ -110,3 +110,15 @@ def test_registry_labels_through_index_and_bearer_challenge():
     digest, config_digest, config = client.image("demo/compute", "v1")
     assert digest == "sha256:idx" and config_digest == "sha256:cfg"
     assert config["config"]["Labels"]["org.openchami.image.name"] == "compute"
+
+
+@responses.activate
+def test_site_ca_path_wins_over_requests_ca_bundle_in_the_environment(tmp_path, monkeypatch):
+    from ansible_collections.hpc.vcluster.plugins.module_utils._api import Transport
+    from ansible_collections.hpc.vcluster.plugins.module_utils._site import Site
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not used by responses")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    responses.get(URL + "/x", json={})
+    Transport(Site("openchami", URL, ca_path=str(ca))).request("GET", URL + "/x")
+    assert responses.calls[0].request.req_kwargs["verify"] == str(ca)

@@ -96,7 +96,7 @@ def test_power_on_only_acts_on_nodes_that_are_off_and_is_idempotent(rsps):
     res = run(power.main, {"label": "vc_blue", "state": "on", "poll_interval": 0.1})
     assert res["changed"] and res["changed_nodes"] == [N1]
     assert pcs.posted == [{"operation": "on", "location": [{"xname": N1}]}]
-    assert res["results"][N1]["status"] == "succeeded"
+    assert res["node_results"][N1]["status"] == "succeeded"
     assert res["transitions"][0]["status"] == "completed" and res["transitions"][0]["task_counts"]["un-supported"] == 0
     assert res["power_state"] == {N0: "on", N1: "on"}
     assert res["diff"] == {"before": {N1: "off"}, "after": {N1: "on"}}
@@ -117,7 +117,7 @@ def test_power_restart_restarts_on_nodes_and_powers_on_off_nodes(rsps):
     pcs = FakePcs(rsps, power={N0: "on", N1: "off"})
     res = run(power.main, {"nodes": [N0, N1], "state": "soft-restart"})
     assert sorted((p["operation"], p["location"][0]["xname"]) for p in pcs.posted) == [("on", N1), ("soft-restart", N0)]
-    assert res["results"][N0]["operation"] == "soft-restart" and res["results"][N1]["operation"] == "on"
+    assert res["node_results"][N0]["operation"] == "soft-restart" and res["node_results"][N1]["operation"] == "on"
 
 
 def test_power_failure_names_the_node(rsps):
@@ -126,7 +126,7 @@ def test_power_failure_names_the_node(rsps):
     with pytest.raises(Failed) as err:
         run(power.main, {"nodes": [N0, N1], "state": "on"})
     assert N1 in err.value.result["msg"] and "BMC unreachable" in err.value.result["msg"]
-    assert err.value.result["results"][N0]["status"] == "succeeded"
+    assert err.value.result["node_results"][N0]["status"] == "succeeded"
 
 
 def test_power_unknown_node_refused_before_any_transition(rsps):
@@ -154,4 +154,4 @@ def test_power_no_wait_returns_transition_ids(rsps):
     FakeSmd(rsps)
     pcs = FakePcs(rsps, power={N0: "off"})
     res = run(power.main, {"nodes": [N0], "state": "on", "wait": False})
-    assert res["changed"] and res["transitions"][0]["id"] in pcs.transitions and res["results"] == {}
+    assert res["changed"] and res["transitions"][0]["id"] in pcs.transitions and res["node_results"] == {}

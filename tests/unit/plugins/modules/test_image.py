@@ -110,7 +110,7 @@ def test_build_records_provenance_and_is_idempotent(monkeypatch):
     pod = FakePodman(monkeypatch)
     res = run(image.main, {"recipe": RECIPE, "builder": "alice@ctl", "containers_conf": "/etc/vc/containers.conf"},
               site=True)
-    assert res["changed"] and res["action"] == "built"
+    assert res["changed"] and res["outcome"] == "built"
     img = pod.images["localhost/compute-blue:v1"]
     assert pod.images["localhost/compute-blue:latest"] is img
     labels = img["Labels"]
@@ -135,11 +135,11 @@ def test_same_recipe_other_tag_is_tagged_not_rebuilt_and_change_rebuilds(monkeyp
     pod = FakePodman(monkeypatch)
     run(image.main, {"recipe": RECIPE})
     res = run(image.main, {"recipe": RECIPE, "tags": ["v2"]})
-    assert res["action"] == "tagged" and len(pod.ran("commit")) == 1
+    assert res["outcome"] == "tagged" and len(pod.ran("commit")) == 1
     assert pod.images["localhost/compute-blue:v2"]["Id"] == pod.images["localhost/compute-blue:v1"]["Id"]
     changed = dict(RECIPE, packages=["chrony", "vim"])
     res = run(image.main, {"recipe": changed}, check=True)
-    assert res["changed"] and res["action"] == "built" and len(pod.ran("commit")) == 1
+    assert res["changed"] and res["outcome"] == "built" and len(pod.ran("commit")) == 1
     assert res["diff"]["before"]["recipe_sha256"] != res["diff"]["after"]["recipe_sha256"]
     run(image.main, {"recipe": changed})
     assert len(pod.ran("commit")) == 2
@@ -190,7 +190,7 @@ def test_copyfiles_are_hashed_and_copied(monkeypatch, tmp_path):
     assert first["changed"] and pod.ran("cp")[0] == ["cp", str(tmp_path / "motd"), pod.ran("cp")[0][2]]
     assert run(image.main, {"recipe_file": str(recipe_file)})["changed"] is False
     (tmp_path / "motd").write_text("changed\n")
-    assert run(image.main, {"recipe_file": str(recipe_file)})["action"] == "built"
+    assert run(image.main, {"recipe_file": str(recipe_file)})["outcome"] == "built"
 
 
 def test_absent_removes_tags(monkeypatch):
@@ -277,7 +277,7 @@ def test_ims_build_job_provenance_idempotent_and_info(rsps):
     ims = FakeIms(rsps)
     args = {"recipe": RECIPE, "builder": "bob", "ims": {"public_key": "ssh-ed25519 AAAA test"}}
     res = run(image.main, args, kind="csm")
-    assert res["changed"] and res["action"] == "built"
+    assert res["changed"] and res["outcome"] == "built"
     recipe = list(ims.recipes.values())[0]
     content = json.loads(next(p["value"] for p in recipe["template_dictionary"] if p["key"] == "vclab.recipe"))
     assert content["packages"] == ["chrony"]

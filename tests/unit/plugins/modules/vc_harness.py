@@ -10,7 +10,6 @@ import re
 from urllib.parse import parse_qs, urlparse
 
 from ansible.module_utils import basic
-from ansible.module_utils.common import warnings
 from ansible.module_utils.testing import patch_module_args
 
 URL = "https://site.example"
@@ -38,25 +37,29 @@ def run(main, args, check=False, diff=True, kind="openchami", site=True):
     full["_ansible_check_mode"] = check
     full["_ansible_diff"] = diff
 
+    seen_warnings = []
+
+    def warn(self, warning):
+        seen_warnings.append(warning)
+
     def exit_json(self, **kwargs):
         kwargs.setdefault("changed", False)
-        kwargs["warnings"] = list(warnings.get_warning_messages())
+        kwargs["warnings"] = list(seen_warnings)
         raise Exited(kwargs)
 
     def fail_json(self, **kwargs):
         kwargs["failed"] = True
         raise Failed(kwargs)
 
-    warnings._global_warnings.clear()
     with patch_module_args(full):
-        orig_exit, orig_fail = basic.AnsibleModule.exit_json, basic.AnsibleModule.fail_json
-        basic.AnsibleModule.exit_json, basic.AnsibleModule.fail_json = exit_json, fail_json
+        orig = basic.AnsibleModule.exit_json, basic.AnsibleModule.fail_json, basic.AnsibleModule.warn
+        basic.AnsibleModule.exit_json, basic.AnsibleModule.fail_json, basic.AnsibleModule.warn = exit_json, fail_json, warn
         try:
             main()
         except Exited as done:
             return done.result
         finally:
-            basic.AnsibleModule.exit_json, basic.AnsibleModule.fail_json = orig_exit, orig_fail
+            basic.AnsibleModule.exit_json, basic.AnsibleModule.fail_json, basic.AnsibleModule.warn = orig
     raise AssertionError("the module neither exited nor failed")
 
 

@@ -1,0 +1,197 @@
+"""A real lab for the integration tests, and running real playbooks against it.
+
+The ``lab`` fixture (conftest.py) brings up ``vcluster-lab up --nodes 4`` in a private home, prefix and
+port (``.home``, ``.url``, ``.prefix``, ``.env(face)``), and takes it down at the end,
+checking that nothing with its labels is left. The lab's nodes use the CSM NMN range
+10.252.0.0/16, which podman lets only one network on the machine have: when another lab
+holds it, the fixture waits for it (up to ``VCLUSTER_TEST_NMN_WAIT`` seconds, default
+1200) rather than fail. ``VCLUSTER_TEST_LAB_HOME`` reuses a lab that already runs (it is
+then left running), which makes iterating on a test fast.
+
+``playbook(lab, face, text)`` runs ``ansible-playbook`` as a user would (the collection
+from ``.collections``, the project's ansible.cfg, the site from ``vcluster-lab env``),
+with the JSON callback, and returns each task's result by task name.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CLI = str(BIN / "vcluster-lab") if (BIN / "vcluster-lab").exists() else shutil.which("vcluster-lab")
+PLAYBOOK = str(BIN / "ansible-playbook") if (BIN / "ansible-playbook").exists() else shutil.which("ansible-playbook")
+CONTAINERS_CONF = str(ROOT / "lab" / "containers.conf")
+NMN = "10.252.0.0/16"
+NODES = 4
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, CONTAINERS_CONF=CONTAINERS_CONF)
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check, env=env)
+
+
+def nmn_holder() -> str | None:
+    """The podman network that holds the NMN subnet, if any."""
+    rows = json.loads(podman("network", "ls", "--format", "json").stdout or "[]") or []
+    for row in rows:
+        for subnet in row.get("subnets") or []:
+            if subnet.get("subnet") == NMN:
+                return row.get("name")
+    return None
+
+
+class Lab:
+    """A running lab: its home, URL, prefix and client environments."""
+
+    def __init__(self, home: Path, prefix: str, port: int):
+        self.home, self.prefix, self.port = Path(home), prefix, port
+        self.url = f"https://127.0.0.1:{port}"
+        self.cli_env = dict(os.environ, VCLUSTER_LAB_HOME=str(home), VCLUSTER_LAB_PREFIX=prefix)
+        self._env = {}
+
+    def run(self, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run([CLI, *args], capture_output=True, text=True, env=self.cli_env, timeout=timeout,
+                              check=False)
+        if check:
+            assert proc.returncode == 0, f"vcluster-lab {' '.join(args)}: {proc.stderr}{proc.stdout}"
+        return proc
+
+    def env(self, face: str = "openchami") -> dict:
+        """The client environment of ``face`` (VCLUSTER_*, the token or client credentials, CA, SSH key)."""
+        if face not in self._env:
+            self._env[face] = json.loads(self.run("env", "--face", face, "--format", "json").stdout)
+        return dict(self._env[face])
+
+    def credentials(self) -> dict:
+        return json.loads((self.home / "credentials.json").read_text())
+
+    def user_token(self, username: str) -> str:
+        """A Keycloak password-grant token of a lab user (realm roles = the labels it may manage)."""
+        user = self.credentials()["users"][username]
+        reply = requests.post(self.url + "/keycloak/realms/shasta/protocol/openid-connect/token",
+                              data={"grant_type": "password", "client_id": "shasta", "username": username,
+                                    "password": user["password"]},
+                              verify=self.env()["VCLUSTER_CA_PATH"], timeout=30)
+        reply.raise_for_status()
+        return reply.json()["access_token"]
+
+    def session(self, face: str = "openchami") -> requests.Session:
+        """An HTTPS session with a token of ``face``, for checking what the API holds."""
+        env = self.env(face)
+        s = requests.Session()
+        s.trust_env = False  # else REQUESTS_CA_BUNDLE in the environment replaces the lab's CA
+        s.verify = env["VCLUSTER_CA_PATH"]
+        if face == "openchami":
+            token = env["LAB_ACCESS_TOKEN"]
+        else:
+            resp = s.post(self.url + "/keycloak/realms/shasta/protocol/openid-connect/token",
+                          data={"grant_type": "client_credentials"},
+                          auth=(env["VCLUSTER_CLIENT_ID"], env["VCLUSTER_CLIENT_SECRET"]), timeout=30)
+            resp.raise_for_status()
+            token = resp.json()["access_token"]
+        s.headers["Authorization"] = f"Bearer {token}"
+        return s
+
+    def container(self, xname: str) -> str:
+        return f"{self.prefix}-{xname}"
+
+    def ssh(self, ip: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
+        key = self.env()["VCLUSTER_LAB_SSH_KEY"]
+        argv = ["ssh", "-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", f"ConnectTimeout={int(timeout)}",
+                f"root@{ip}", command]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 30, check=False)
+
+    def wait_ssh(self, ip: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            proc = self.ssh(ip, "systemctl is-system-running --wait >/dev/null 2>&1; hostname", timeout=20)
+            if proc.returncode == 0:
+                return
+            assert time.monotonic() < deadline, f"{ip} does not answer SSH: {proc.stderr}"
+            time.sleep(1)
+
+
+def playbook(lab: Lab, face: str, text: str, *, check: bool = False, diff: bool = False, extra_vars: dict | None = None,
+             env: dict | None = None, expect_failure: bool = False, path: str | None = None) -> dict:
+    """Run a playbook (``text``, or the file ``path``) against the lab through ``face``.
+
+    Returns ``{"tasks": {task name: result}, "stats": ..., "rc": ...}``; asserts success
+    unless ``expect_failure``.
+    """
+    full_env = dict(os.environ)
+    full_env.update(lab.env(face))
+    full_env.update({
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        "CONTAINERS_CONF": CONTAINERS_CONF, "ANSIBLE_HOST_KEY_CHECKING": "false",
+        "VCLUSTER_CONTAINERS_CONF": CONTAINERS_CONF,
+    })
+    full_env.update(env or {})
+    tmp = None
+    if path is None:
+        tmp = tempfile.NamedTemporaryFile("w", suffix=".yml", prefix="vc-it-", delete=False)
+        tmp.write(text)
+        tmp.close()
+        path = tmp.name
+    argv = [PLAYBOOK, path, "-i", "localhost,", "-c", "local"]
+    if check:
+        argv.append("--check")
+    if diff:
+        argv.append("--diff")
+    if extra_vars:
+        argv += ["-e", json.dumps(extra_vars)]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, env=full_env, cwd=str(ROOT), timeout=1800,
+                              check=False)
+    finally:
+        if tmp is not None:
+            os.unlink(tmp.name)
+    try:
+        # the JSON document starts with a line holding "{"; profile_tasks (ansible.cfg) may print around it
+        start = proc.stdout.index("\n{\n") + 1 if not proc.stdout.startswith("{\n") else 0
+        out = json.JSONDecoder().raw_decode(proc.stdout[start:])[0]
+    except ValueError:
+        raise AssertionError(f"ansible-playbook output is not JSON (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    tasks = {}
+    for play in out.get("plays", []):
+        for task in play.get("tasks", []):
+            results = task.get("hosts", {})
+            tasks[task["task"]["name"]] = next(iter(results.values())) if len(results) == 1 else results
+    result = {"tasks": tasks, "stats": out.get("stats", {}), "rc": proc.returncode, "stderr": proc.stderr}
+    if not expect_failure:
+        failed = {name: r.get("msg") for name, r in tasks.items() if isinstance(r, dict) and r.get("failed")}
+        assert proc.returncode == 0, f"playbook failed: {failed or proc.stderr}"
+    return result
+
+
+def site_play(tasks_yaml: str, name: str = "layer-1 modules against the lab") -> str:
+    """A play on localhost whose tasks take the site from the environment (vcluster-lab env)."""
+    indented = "\n".join("    " + line if line.strip() else line for line in tasks_yaml.strip("\n").splitlines())
+    return f"""---
+- name: {name}
+  hosts: localhost
+  gather_facts: false
+  vars:
+    # the modules need requests: run them with the controller's own Python
+    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+  tasks:
+{indented}
+"""
