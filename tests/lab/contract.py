@@ -159,10 +159,12 @@ def _pcs_exceptions(spec: str) -> list[Exception_]:
                     content = resp.get("content") if isinstance(resp, dict) else None
                     if content and "application/error" in content:
                         content["application/problem+json"] = content.pop("application/error")
+
     def get_404(d: dict) -> None:
         d["paths"]["/transitions/{transitionID}"]["get"]["responses"]["404"] = {
             "description": "TransitionID does not exist",
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem7807"}}}}
+
     def last_updated(d: dict) -> None:
         props = _defs(d)["power_status"]["properties"]
         props["lastUpdated"] = {"anyOf": [props["lastUpdated"], {"type": "string", "enum": [""]}]}

@@ -38,7 +38,7 @@ def test_keycloak_tokens(lab):
     c = lab.credentials["csm"]
     url = "/keycloak/realms/shasta/protocol/openid-connect/token"
     svc = lab.request("POST", url, data={"grant_type": "client_credentials", "client_id": "admin-client",
-                                          "client_secret": c["client_secret"]})
+                                         "client_secret": c["client_secret"]})
     assert svc.status_code == 200 and "refresh_token" not in svc.json()
     cl = claims(svc.json()["access_token"])
     assert cl["iss"].endswith("/keycloak/realms/shasta") and "shasta" in cl["aud"]
@@ -152,7 +152,8 @@ def test_secrets_stay_out_of_the_log_and_files_are_private(lab):
 
 
 def _non_loopback_address() -> str:
-    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True,
+                         check=True).stdout
     addrs = [line.split()[3].split("/")[0] for line in out.splitlines()]
     assert addrs, "this machine has no non-loopback IPv4 address to test the admin guard with"
     return addrs[0]

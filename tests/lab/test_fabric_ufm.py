@@ -50,10 +50,10 @@ def test_vlan_policy_attach_detach_delete(site, fm):
     assert fm.post(FM + "/vlans", json={"id": 210, "name": "again"}).status_code == 409
     assert fm.post(FM + "/vlans", json={"id": 5000}).status_code == 400
     pol = fm.post(FM + "/port-policies", json={"allowedVlans": ["/fabric/vlans/210"], "nativeVlanId": "/fabric/vlans/210",
-                                                "isUntaggedAllowed": True, "documentSelfLink": "vcblue"})
+                                               "isUntaggedAllowed": True, "documentSelfLink": "vcblue"})
     assert pol.status_code == 200 and pol.json()["documentSelfLink"] == "/fabric/port-policies/vcblue"
     assert fm.post(FM + "/port-policies", json={"allowedVlans": ["/fabric/vlans/99"],
-                                                 "documentSelfLink": "ghost"}).status_code == 400
+                                                "documentSelfLink": "ghost"}).status_code == 400
     p0, p1 = edge_port(fm, "x1000c0s0b0n0"), edge_port(fm, "x1000c0s1b0n0")
     for p in (p0, p1):
         patched = fm.patch("/apis/fabric-manager" + p, json={"portPolicyLinks": ["/fabric/port-policies/vcblue"]})

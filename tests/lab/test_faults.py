@@ -34,7 +34,7 @@ def test_latency_and_jitter(site):
     assert timed(lambda: s.get("/hsm/v2/groups")) >= 0.3
     assert timed(lambda: site.admin("GET", "/status")) < 0.3  # the admin API is never slowed
     site.admin("PUT", "/faults", json={"latency_ms": 0, "jitter_ms": 200})
-    times = [timed(lambda: s.get("/hsm/v2/service/ready")) for _ in range(10)]
+    times = [timed(lambda: s.get("/hsm/v2/service/ready")) for attempt in range(10)]
     assert max(times) > 0.05 and max(times) - min(times) > 0.02
 
 
@@ -46,7 +46,7 @@ def test_error_rate_fails_before_any_change(site):
     assert "fault injection" in resp.json()["detail"]
     assert site.admin("GET", "/status").status_code == 200  # admin unaffected
     site.admin("PUT", "/faults", json={"error_rate": 0.5, "error_codes": [503]})
-    codes = {s.get("/hsm/v2/service/ready").status_code for _ in range(60)}
+    codes = {s.get("/hsm/v2/service/ready").status_code for attempt in range(60)}
     assert codes == {200, 503}
     site.admin("PUT", "/faults", json={"error_rate": 0})
     assert s.get("/hsm/v2/groups/never").status_code == 404  # the failed POST changed nothing

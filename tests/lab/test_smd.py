@@ -28,7 +28,8 @@ def ids(resp) -> list[str]:
 
 
 def test_component_filters(oc):
-    get = lambda q: ids(oc.get("/hsm/v2/State/Components" + q))  # noqa: E731
+    def get(q: str) -> list[str]:
+        return ids(oc.get("/hsm/v2/State/Components" + q))
     assert get("?role=Service") == ["x3000c0s0b0n0", "x3000c0s1b0n0"]
     assert get("?ROLE=service") == get("?Role=SERVICE") == get("?role=Service")  # keys and values any case
     assert get("?role=!Compute") == get("?role=Service")  # negation
@@ -59,8 +60,8 @@ def test_group_lifecycle_and_filters(oc):
     dup = oc.post(g + "/blue-team/members", json={"id": "x1000c0s2b0n0"})
     assert dup.status_code == 409
     assert dup.json()["detail"] == "operation would conflict with an existing member in the same group."
-    assert ids(oc.get("/hsm/v2/State/Components?group=blue-team")) == ["x1000c0s0b0n0", "x1000c0s1b0n0",
-                                                                      "x1000c0s2b0n0"]
+    assert ids(oc.get("/hsm/v2/State/Components?group=blue-team")) == \
+        ["x1000c0s0b0n0", "x1000c0s1b0n0", "x1000c0s2b0n0"]
     nulls = ids(oc.get("/hsm/v2/State/Components?group=NULL&role=compute"))
     assert "x1000c0s0b0n0" not in nulls and "x1000c0s5b0n0" in nulls
     assert oc.get(g + "?tag=VC").json()[0]["label"] == "blue-team"
