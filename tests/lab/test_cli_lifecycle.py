@@ -25,7 +25,7 @@ def ssh(key: str, ip: str, command: str) -> subprocess.CompletedProcess:
 def test_up_power_cycle_through_pcs_ssh_and_down(tmp_path):
     lab = Lab(tmp_path / "home", new_prefix(), free_port())
     try:
-        up = lab.run("up", "--nodes", "3")
+        up = lab.run("up", "--nodes", "3", "--port", str(lab.port))
         for xname in ("x1000c0s0b0n0", NODE, "x1000c0s2b0n0"):
             assert xname in up.stdout
         assert "lab up in" in up.stdout
