@@ -13,7 +13,7 @@ import subprocess
 from cli_helpers import Lab, free_port, wait_transition
 from podman_helpers import inspect, leftovers, new_prefix, teardown
 
-from vcluster_lab.ssh import ssh_argv, sshd_answers
+from vcluster_lab.ssh import ssh_argv, sshd_answers, wait_for_login
 
 NODE, NODE_IP = "x1000c0s1b0n0", "10.252.1.2"
 
@@ -50,10 +50,23 @@ def test_up_power_cycle_through_pcs_ssh_and_down(tmp_path):
         assert done["tasks"][0]["taskStatus"] == "succeeded", done
         state = pcs.get(f"{power}/power-status", params={"xname": NODE}).json()
         assert state["status"][0]["powerState"] == "on"
-        from vcluster_lab.ssh import wait_for_login
         wait_for_login(key, {NODE: NODE_IP}, timeout=60)
         login = ssh(key, NODE_IP, "hostname; systemctl is-system-running --wait")
         assert login.stdout.split() == ["nid000002", "running"], login.stderr
+
+        # The fault "node dies": its container is killed, PCS cannot power it on until revived.
+        lab.run("fault", "--kill", NODE)
+        assert inspect(f"{lab.prefix}-{NODE}", "{{.State.Status}}") == "exited"
+        reply = pcs.post(f"{power}/transitions",
+                         json={"operation": "On", "location": [{"xname": NODE}]})
+        done = wait_transition(pcs, lab.url, reply.json()["transitionID"])
+        assert done["tasks"][0]["taskStatus"] == "failed", done
+        lab.run("fault", "--revive", NODE)
+        reply = pcs.post(f"{power}/transitions",
+                         json={"operation": "On", "location": [{"xname": NODE}]})
+        done = wait_transition(pcs, lab.url, reply.json()["transitionID"])
+        assert done["tasks"][0]["taskStatus"] == "succeeded", done
+        wait_for_login(key, {NODE: NODE_IP}, timeout=60)
 
         status = lab.run("status").stdout
         assert f"{NODE}" in status and "server: https://127.0.0.1" in status
