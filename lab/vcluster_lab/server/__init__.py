@@ -15,7 +15,8 @@ pid_file: bool = True, ready=None) -> None``
     Runs the app on werkzeug's threaded server in the foreground
     until SIGTERM/SIGINT. With ``tls`` the lab CA and server certificate are made (or
     reused) under ``home/tls`` (``ca.pem``, ``server.pem``, ``server-key.pem``), naming
-    127.0.0.1, localhost, ``host`` and ``extra_names``. Writes ``home/server.pid``. ``port``
+    127.0.0.1, localhost, ``host`` and ``extra_names``. Writes ``home/server.pid`` (and leaves it
+    for the caller that stops the server to remove once the pid is gone). ``port``
     0 picks a free port; ``ready(port)`` is called once the socket listens. Logs to
     the ``vcluster_lab`` logger (the caller decides where that goes); the access log has
     no headers, no bodies and no secrets.

@@ -223,7 +223,7 @@ def serve(home: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, driver_
         server.serve_forever()
     finally:
         app.extensions["vclab"].shutdown()
-        if pid_file and pid_path.exists() and pid_path.read_text().strip() == str(os.getpid()):
-            pid_path.unlink()
+        # server.pid stays: whoever stops the server waits for this pid to be gone (not for the
+        # file to go, which would come before the interpreter has finished exiting) and removes it
         log.info("vcluster-lab control plane stopped")
 
