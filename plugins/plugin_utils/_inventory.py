@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.hpc.vcluster.plugins.module_utils._api import ApiError
+from ansible_collections.hpc.vcluster.plugins.module_utils._api import ApiError, requests
 from ansible_collections.hpc.vcluster.plugins.module_utils._clients import SiteClients
 from ansible_collections.hpc.vcluster.plugins.module_utils._site import SITE_KINDS, SITE_OPTION_ENV, SiteError
 from ansible_collections.hpc.vcluster.plugins.module_utils._smd import COMPONENT_FILTERS
@@ -88,6 +88,14 @@ COMPONENT_HOSTVARS = (
     ("NetType", "net_type"),
 )
 MAX_EXAMPLES = 10
+REQUEST_ERRORS = (requests.exceptions.RequestException,) if requests is not None else ()
+INVALID_HEADER = (requests.exceptions.InvalidHeader,) if requests is not None else ()
+# Whatever reaches an error message is scrubbed of these, besides the known secret values (defence in depth:
+# requests, for one, quotes a whole Authorization header when it refuses it).
+SECRET_PATTERNS = (
+    (re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s'\",;)]+"), r"\1\2<redacted>"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), "<redacted token>"),
+)
 
 
 class InventoryOptionError(ValueError):
@@ -615,15 +623,40 @@ def fetch_site(spec, retries=3, clients_factory=SiteClients.from_options):
     honour_site_verify(clients.transport.session)
     smd = clients.smd
     filters = spec.filters
-    components = smd.components(**filters)
-    memberships = smd.memberships(**filters)
-    interfaces = smd.ethernet_interfaces(Type=filters.get("type") or ["Node"])
+    try:
+        components = smd.components(**filters)
+        memberships = smd.memberships(**filters)
+        interfaces = smd.ethernet_interfaces(Type=filters.get("type") or ["Node"])
+    except INVALID_HEADER:
+        origin = getattr(clients.token_source, "origin", "the token")
+        raise ApiError("the token from %s cannot be sent: it holds a line break or other characters an HTTP header "
+                       "cannot carry (one token, on one line)" % origin) from None
+    except (ApiError, ValueError) + REQUEST_ERRORS as exc:
+        raise ApiError(redact(str(exc), _secrets_of(spec.options, clients.token_source))) from None
     for what, value in (("State/Components", components), ("memberships", memberships), ("Inventory/EthernetInterfaces", interfaces)):
         if not isinstance(value, list):
             raise ApiError("SMD GET /%s: the reply is not the list SMD returns (got %s); is api_url an SMD gateway?" % (
                 what, type(value).__name__))
     count = clients.transport.request_count + (getattr(clients.token_source, "fetch_count", 0) or 0)
     return SiteData(spec, components, memberships, interfaces, requests=count, seconds=time.monotonic() - started)
+
+
+def redact(text, secrets=()):
+    """``text`` without the given secret values, bearer/basic credentials or anything shaped like a JWT."""
+    for secret in secrets:
+        if isinstance(secret, str) and len(secret.strip()) >= 4:
+            text = text.replace(secret.strip(), "<redacted>")
+    for pattern, replacement in SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _secrets_of(options, token_source=None):
+    found = [options.get("token"), options.get("client_secret")]
+    if token_source is not None:
+        # the values the token sources of _auth.py hold (StaticToken.value, FileToken._value, ClientCredentials._token)
+        found += [getattr(token_source, attr, None) for attr in ("value", "_value", "_token", "client_secret")]
+    return [s for s in found if isinstance(s, str)]
 
 
 def _error_hint(exc):
@@ -786,8 +819,8 @@ class SmdInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
         def one(spec):
             try:
                 return fetch_site(spec, retries=retries)
-            except (ApiError, SiteError, ValueError) as exc:
-                return "%s: %s%s" % (spec.label(), exc, _error_hint(exc))
+            except (ApiError, SiteError, ValueError) + REQUEST_ERRORS as exc:
+                return redact("%s: %s%s" % (spec.label(), exc, _error_hint(exc)), _secrets_of(spec.options))
 
         if len(to_fetch) > 1:
             with ThreadPoolExecutor(max_workers=min(8, len(to_fetch))) as pool:

@@ -323,3 +323,25 @@ def test_ca_path_and_validate_certs_win_over_requests_ca_bundle(parse, monkeypat
     register_openchami()
     parse(cfg(**options))
     assert {c.request.req_kwargs["verify"] for c in responses.calls} == {str(ca) if wanted == "CA" else wanted}
+
+
+@responses.activate
+def test_a_token_with_a_line_break_is_reported_without_the_token(parse, tmp_path):
+    """requests refuses such a header and quotes it whole in its message: that must not reach the user."""
+    secret = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXZhbHVl"
+    token_file = tmp_path / "token"
+    token_file.write_text(secret + "\n" + secret + "\n")
+    with pytest.raises(AnsibleParserError) as err:
+        parse({"plugin": "hpc.vcluster.openchami", "api_url": OC_URL, "token_file": str(token_file)})
+    message = str(err.value)
+    assert "token_file %s cannot be sent: it holds a line break" % token_file in message
+    assert secret not in message and "c2lnbmF0dXJl" not in message
+
+
+def test_redact_scrubs_known_values_bearer_credentials_and_jwts():
+    from ansible_collections.hpc.vcluster.plugins.plugin_utils._inventory import redact
+    text = ("header value: 'Bearer opaque-123' and eyJhbGciOi.eyJzdWIiOiJ4In0.sig_-x plus s3cr3t-value, "
+            "Authorization: basic dXNlcjpwYXNz")
+    out = redact(text, ["s3cr3t-value", None, ""])
+    assert "opaque-123" not in out and "eyJzdWIiOiJ4In0" not in out and "s3cr3t-value" not in out and "dXNlcjpwYXNz" not in out
+    assert "Bearer <redacted>" in out and "<redacted token>" in out and "client_secret_basic" == redact("client_secret_basic")
