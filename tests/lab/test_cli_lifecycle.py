@@ -19,7 +19,8 @@ NODE, NODE_IP = "x1000c0s1b0n0", "10.252.1.2"
 
 
 def ssh(key: str, ip: str, command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(ssh_argv(key, ip, command), capture_output=True, text=True, timeout=60)
+    return subprocess.run(ssh_argv(key, ip, command), capture_output=True, text=True, timeout=60,
+                          check=False)
 
 
 def test_up_power_cycle_through_pcs_ssh_and_down(tmp_path):

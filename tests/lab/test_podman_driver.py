@@ -42,7 +42,7 @@ def lab(tmp_path_factory):
 
 def ssh(lab, node: NodeSpec, command: str) -> str:
     proc = subprocess.run(ssh_argv(lab.key, node.ip, command), capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, check=False)
     assert proc.returncode == 0, f"ssh {node.ip} {command}: {proc.stderr}"
     return proc.stdout.strip()
 

@@ -60,7 +60,7 @@ def test_base_image_is_a_clean_node_image(prefix):
     assert lines[1] == "0", "machine-id must be empty in the image"
     assert "missing" not in out
     assert lines[-1] == "../vclab-ssh-keygen.service"
-    mirror, _, _ = images.debian_mirrors()
+    mirror = images.debian_mirrors()[0]
     assert f"URIs: {mirror}" in out
 
 
@@ -162,7 +162,7 @@ def test_concurrent_callers_debootstrap_once(tmp_path, monkeypatch):
             results.append(images.rootfs_tarball(packages=("fake-package",)))
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
-    threads = [threading.Thread(target=call) for _ in range(2)]
+    threads = [threading.Thread(target=call), threading.Thread(target=call)]
     for t in threads:
         t.start()
     for t in threads:
