@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Run every Molecule scenario of the repository: ``molecule test -s <name>`` for each
+``molecule/<name>/molecule.yml``, after making sure the lab's base image exists.
+
+Usage: tools/run-molecule.py [SCENARIO ...]   (default: all scenarios)
+
+The scenarios run one after the other (the machine is small and shared). Each scenario's
+time and result are printed; the exit status is 0 only if every scenario passed. podman
+runs with the project's containers.conf (CONTAINERS_CONF), as the lab needs here.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / ".venv" / "bin"
+
+
+def scenarios() -> list[str]:
+    """Names of the scenarios: the directories of molecule/ that hold a molecule.yml."""
+    return sorted(path.parent.name for path in (ROOT / "molecule").glob("*/molecule.yml"))
+
+
+def environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["CONTAINERS_CONF"] = str(ROOT / "lab" / "containers.conf")
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(ROOT / ".collections")
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("ANSIBLE_FORCE_COLOR", "0")
+    env.setdefault("PY_COLORS", "0")
+    return env
+
+
+def ensure_base_image() -> str:
+    """The lab's base image (``vcluster_lab.images.ensure_base``), imported if missing."""
+    os.environ["CONTAINERS_CONF"] = str(ROOT / "lab" / "containers.conf")
+    try:
+        from vcluster_lab.images import ensure_base  # pylint: disable=import-outside-toplevel
+    except ImportError as exc:
+        raise SystemExit(f"run-molecule: the lab package is not installed in this Python ({sys.executable}): "
+                         f"{exc}; run 'make venv' (or pip install -e lab)") from exc
+    image = ensure_base(log=lambda msg: print(f"run-molecule: {msg}", flush=True))
+    return image.ref
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", nargs="*", help="scenario names (default: every molecule/*/molecule.yml)")
+    args = parser.parse_args(argv)
+
+    known = scenarios()
+    wanted = args.scenario or known
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        print(f"run-molecule: no such scenario: {', '.join(unknown)} (known: {', '.join(known) or 'none'})",
+              file=sys.stderr)
+        return 2
+    if not wanted:
+        print("run-molecule: no scenario in molecule/*/molecule.yml", file=sys.stderr)
+        return 1
+
+    print(f"run-molecule: base image {ensure_base_image()}", flush=True)
+    molecule = BIN / "molecule"
+    if not molecule.exists():
+        print(f"run-molecule: {molecule} is missing; run 'make venv'", file=sys.stderr)
+        return 1
+
+    results: list[tuple[str, int, float]] = []
+    for name in wanted:
+        print(f"run-molecule: == molecule test -s {name}", flush=True)
+        start = time.monotonic()
+        proc = subprocess.run([str(molecule), "test", "-s", name], cwd=ROOT, env=environment(), check=False)
+        results.append((name, proc.returncode, time.monotonic() - start))
+
+    failed = [name for name, code, _ in results if code != 0]
+    for name, code, seconds in results:
+        print(f"run-molecule: {name}: {'passed' if code == 0 else f'FAILED (exit {code})'} in {seconds:.0f} s")
+    if failed:
+        print(f"run-molecule: {len(failed)} of {len(results)} scenario(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
