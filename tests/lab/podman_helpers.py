@@ -3,6 +3,10 @@
 Each test module runs its own lab instance (``VCLUSTER_LAB_PREFIX``-style prefix
 ``vclabt<random>``) so it never touches a developer's lab, and removes everything that
 prefix made when it ends, then checks that nothing with its labels is left.
+
+The base image ``localhost/vclab-base:bookworm`` is shared by every lab on the machine
+(other labs' nodes may run it while a test ends), so tests make it, when it is missing,
+as the default lab would (prefix ``vclab``) and leave it, like the root file system cache.
 """
 from __future__ import annotations
 
@@ -11,10 +15,16 @@ import os
 import secrets
 import subprocess
 
-from vcluster_lab.containers import podman_env
+from vcluster_lab import images
+from vcluster_lab.containers import DEFAULT_PREFIX, podman_env
 from vcluster_lab.nodes.podman import remove_lab
 
 os.environ["CONTAINERS_CONF"] = podman_env()["CONTAINERS_CONF"]
+
+
+def shared_base():
+    """The shared base image (see the module docstring)."""
+    return images.ensure_base(DEFAULT_PREFIX)
 
 
 def new_prefix() -> str:

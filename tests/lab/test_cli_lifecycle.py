@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 
 from cli_helpers import Lab, free_port, wait_transition
-from podman_helpers import inspect, leftovers, new_prefix, teardown
+from podman_helpers import inspect, leftovers, new_prefix, shared_base, teardown
 
 from vcluster_lab.ssh import ssh_argv, sshd_answers, wait_for_login
 
@@ -25,6 +25,7 @@ def ssh(key: str, ip: str, command: str) -> subprocess.CompletedProcess:
 
 def test_up_power_cycle_through_pcs_ssh_and_down(tmp_path):
     lab = Lab(tmp_path / "home", new_prefix(), free_port())
+    shared_base()
     try:
         up = lab.run("up", "--nodes", "3", "--port", str(lab.port))
         for xname in ("x1000c0s0b0n0", NODE, "x1000c0s2b0n0"):

@@ -10,7 +10,7 @@ import subprocess
 from types import SimpleNamespace
 
 import pytest
-from podman_helpers import inspect, new_prefix, podman, tcp_open, teardown
+from podman_helpers import inspect, new_prefix, podman, shared_base, tcp_open, teardown
 
 from vcluster_lab import images
 from vcluster_lab.nodes.base import DriverError, NodeSpec
@@ -31,7 +31,7 @@ def spec(i: int) -> NodeSpec:
 def lab(tmp_path_factory):
     prefix = new_prefix()
     home = tmp_path_factory.mktemp("labhome")
-    base = images.ensure_base(prefix)
+    base = shared_base()
     driver = PodmanDriver(home, prefix=prefix, mgmt_subnet=SUBNET)
     try:
         yield SimpleNamespace(prefix=prefix, home=home, driver=driver, base=base.ref,

@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from podman_helpers import new_prefix, podman, teardown
+from podman_helpers import new_prefix, podman, shared_base, teardown
 
 from vcluster_lab import images
 
@@ -37,9 +37,9 @@ def run_in(ref: str, script: str) -> str:
 
 
 def test_base_image_is_a_clean_node_image(prefix):
-    first = images.ensure_base(prefix)
+    first = shared_base()
     started = time.monotonic()
-    again = images.ensure_base(prefix)
+    again = images.ensure_base(prefix)  # exists (made by any lab): not imported again
     assert again.digest == first.digest and time.monotonic() - started < 5
     assert first.ref == "localhost/vclab-base:bookworm"
     key = images.rootfs_key()
