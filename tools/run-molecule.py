@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Run every Molecule scenario of the repository: ``molecule test -s <name>`` for each
 ``molecule/<name>/molecule.yml``, after making sure the lab's base image exists.
 
-Usage: tools/run-molecule.py [SCENARIO ...]   (default: all scenarios)
+Usage: .venv/bin/python tools/run-molecule.py [SCENARIO ...]   (default: all scenarios)
 
 The scenarios run one after the other (the machine is small and shared). Each scenario's
 time and result are printed; the exit status is 0 only if every scenario passed. podman
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         proc = subprocess.run([str(molecule), "test", "-s", name], cwd=ROOT, env=environment(), check=False)
         results.append((name, proc.returncode, time.monotonic() - start))
 
-    failed = [name for name, code, _ in results if code != 0]
+    failed = [name for name, code, _seconds in results if code != 0]
     for name, code, seconds in results:
         print(f"run-molecule: {name}: {'passed' if code == 0 else f'FAILED (exit {code})'} in {seconds:.0f} s")
     if failed:

@@ -154,7 +154,7 @@ def slurm_node_lines(nodes):
         expression = _hostlist.collect_hostlist(group["names"])
         words = [f"NodeName={expression}"] + [f"{k}={v}" for k, v in group["params"].items()]
         lines.append((sorted(group["names"])[0], " ".join(words)))
-    return [line for _, line in sorted(lines)]
+    return [line for _first, line in sorted(lines)]
 
 
 class FilterModule:
