@@ -56,9 +56,9 @@ def test_vlans_isolate_labels_from_each_other(lab):
 """ % tuple(N)
     playbook(lab, "openchami", site_play(labels))
     try:
-        out = playbook(lab, "openchami", site_play(segment("vc_net_a", VLAN_A, check=True) + segment("vc_net_a", VLAN_A)
-                                                  + segment("vc_net_a", VLAN_A, suffix=" again")),
-                       diff=True)
+        steps = (segment("vc_net_a", VLAN_A, check=True) + segment("vc_net_a", VLAN_A)
+                 + segment("vc_net_a", VLAN_A, suffix=" again"))
+        out = playbook(lab, "openchami", site_play(steps), diff=True)
         t = out["tasks"]
         assert t["vc_net_a present check"]["changed"] and t["vc_net_a present"]["changed"]
         assert t["vc_net_a present"]["added"] == N[:2] and t["vc_net_a present"]["diff"]["before"] == {}
@@ -85,13 +85,13 @@ def test_vlans_isolate_labels_from_each_other(lab):
         assert a1 not in addresses(lab, 1) and a0 in addresses(lab, 0)
         assert not reaches(lab, 0, a1)
     finally:
-        out = playbook(lab, "openchami", site_play(segment("vc_net_a", VLAN_A, "absent") + segment("vc_net_b", VLAN_B, "absent")
-                                                  + """
+        steps = segment("vc_net_a", VLAN_A, "absent") + segment("vc_net_b", VLAN_B, "absent") + """
 - name: unlabel a
   hpc.vcluster.node_group: {label: vc_net_a, state: absent}
 - name: unlabel b
   hpc.vcluster.node_group: {label: vc_net_b, state: absent}
-"""))
+"""
+        out = playbook(lab, "openchami", site_play(steps))
     assert out["tasks"]["vc_net_a absent"]["changed"] and out["tasks"]["vc_net_b absent"]["removed"] == N[2:]
     assert vlan_ip(VLAN_A, 1) not in addresses(lab, 0) and vlan_ip(VLAN_B, 4) not in addresses(lab, 3)
     nets = podman("network", "ls", "--format", "{{.Name}}").stdout.split()

@@ -15,7 +15,7 @@ def test_null_and_404_mean_no_boot_parameters():
     responses.get(BP, body="null", content_type="application/json")
     responses.get(BP, status=404, json={"type": "about:blank", "title": "Not Found",
                                         "detail": "Cannot find boot parameters for requested Hosts", "status": 404})
-    t, _ = transport()
+    t = transport()[0]
     bss = BssClient(t, URL + "/boot/v1")
     assert bss.bootparameters() == []
     assert bss.by_host(["x1000c0s0b0n0"]) == {}
@@ -25,7 +25,7 @@ def test_null_and_404_mean_no_boot_parameters():
 def test_aggregated_entries_are_flattened_per_host_and_filtered():
     responses.get(BP, json=[{"hosts": ["x1000c0s0b0n0", "x1000c0s1b0n0", "x9"], "kernel": "k", "initrd": "i",
                              "params": "p", "cloud-init": {}}])
-    t, _ = transport()
+    t = transport()[0]
     result = BssClient(t, URL + "/boot/v1").by_host(["x1000c0s0b0n0", "x1000c0s1b0n0"])
     assert result == {"x1000c0s0b0n0": {"kernel": "k", "initrd": "i", "params": "p"},
                       "x1000c0s1b0n0": {"kernel": "k", "initrd": "i", "params": "p"}}
@@ -45,6 +45,6 @@ def test_put_sends_sorted_hosts_and_given_fields_and_is_retried_on_503():
 @responses.activate
 def test_csm_prefix_and_delete_body():
     responses.delete(URL + "/apis/bss/boot/v1/bootparameters", body="")
-    t, _ = transport("csm")
+    t = transport("csm")[0]
     BssClient(t, URL + "/apis/bss/boot/v1").delete(["x2", "x1"])
     assert json.loads(responses.calls[0].request.body) == {"hosts": ["x1", "x2"]}

@@ -17,7 +17,7 @@ PCS = URL + "/power-control/v1"
 def test_power_status_in_chunks_with_missing_items_reported():
     responses.get(PCS + "/power-status", json={"status": [{"xname": "x0", "powerState": "on", "error": ""}]})
     responses.get(PCS + "/power-status", json={"status": []})
-    t, _ = transport()
+    t = transport()[0]
     pcs = PcsClient(t, PCS)
     pcs.STATUS_CHUNK = 2
     status = pcs.power_status(["x0", "x1", "x2"])
@@ -30,7 +30,7 @@ def test_power_status_in_chunks_with_missing_items_reported():
 def test_transition_body_and_reply_without_id_is_an_error():
     responses.post(PCS + "/transitions", json={"transitionID": "t-1", "operation": "Soft-Restart"})
     responses.post(PCS + "/transitions", json={})
-    t, _ = transport()
+    t = transport()[0]
     pcs = PcsClient(t, PCS)
     assert pcs.transition("Soft-Restart", ["x1", "x0"], 5) == "t-1"
     assert json.loads(responses.calls[0].request.body) == {
@@ -49,7 +49,7 @@ def test_wait_polls_until_completed_and_times_out():
                        {"xname": "x1", "taskStatus": "unsupported", "error": "no BMC"}]}
     responses.get(PCS + "/transitions/t", json={"transitionStatus": "in-progress"})
     responses.get(PCS + "/transitions/t", json=reply)
-    t, _ = transport()
+    t = transport()[0]
     sleeps = []
     final = PcsClient(t, PCS).wait("t", timeout=60, interval=1, sleep=sleeps.append)
     assert final["transitionStatus"] == "completed" and sleeps == [1]
@@ -67,7 +67,7 @@ def test_problem_detail_of_pcs_is_readable():
     responses.post(PCS + "/transitions", status=400, content_type="application/problem+json",
                    json={"type": "about:blank", "title": "Bad Request", "detail": "invalid Operation type x",
                          "status": 400})
-    t, _ = transport()
+    t = transport()[0]
     with pytest.raises(ApiError) as err:
         PcsClient(t, PCS).transition("on", ["x0"])
     assert str(err.value) == "PCS POST /power-control/v1/transitions: 400 Bad Request: Bad Request: invalid Operation type x"

@@ -20,7 +20,7 @@ from l1_helpers import URL, transport
 def test_cloud_init_plain_text_404_is_none_and_errors_readable():
     responses.get(URL + "/cloud-init/admin/groups/x", status=404, body="group (x) not found in memstore")
     responses.put(URL + "/cloud-init/admin/groups/y", status=422, body="name is required")
-    t, _ = transport()
+    t = transport()[0]
     ci = CloudInitClient(t, URL + "/cloud-init")
     assert ci.group("x") is None
     with pytest.raises(ApiError) as err:
@@ -32,9 +32,9 @@ def test_cloud_init_plain_text_404_is_none_and_errors_readable():
 
 @responses.activate
 def test_bos_tenant_header_and_comparable_template():
-    responses.get(URL + "/apis/bos/v2/sessiontemplates/t", json={"name": "t", "tenant": "blue", "links": [],
-                                                                  "boot_sets": {"c": {"name": "c", "path": "p"}}})
-    t, _ = transport("csm")
+    stored = {"name": "t", "tenant": "blue", "links": [], "boot_sets": {"c": {"name": "c", "path": "p"}}}
+    responses.get(URL + "/apis/bos/v2/sessiontemplates/t", json=stored)
+    t = transport("csm")[0]
     bos = BosClient(t, URL + "/apis/bos/v2", tenant="blue")
     template = bos.template("t")
     assert responses.calls[0].request.headers["Cray-Tenant-Name"] == "blue"
@@ -48,7 +48,7 @@ def test_ims_metadata_is_patched_one_key_per_call():
     url = URL + "/apis/ims/v3/images/i1"
     responses.patch(url, json={})
     responses.patch(url, json={})
-    t, _ = transport("csm")
+    t = transport("csm")[0]
     ImsClient(t, URL + "/apis/ims/v3").set_metadata("i1", {"b": 2, "a": "x"})
     bodies = [json.loads(c.request.body) for c in responses.calls]
     assert bodies == [{"metadata": {"operation": "set", "key": "a", "value": "x"}},
@@ -61,7 +61,7 @@ def test_fabric_ports_expanded_or_one_by_one():
     responses.get(fm + "/ports", json={"documentLinks": ["/fabric/ports/p0", "/fabric/ports/p1"]})
     responses.get(fm + "/ports/p0", json={"dst_port": "x1000c0s0b0n0h0", "portPolicyLinks": []})
     responses.get(fm + "/ports/p1", json={"dst_port": "x1000c0s1b0n0h0", "portPolicyLinks": ["/fabric/port-policies/a"]})
-    t, _ = transport()
+    t = transport()[0]
     ports = FabricClient(t, URL + "/apis/fabric-manager").edge_ports(["x1000c0s1b0n0"])
     assert list(ports) == ["x1000c0s1b0n0"] and ports["x1000c0s1b0n0"]["documentSelfLink"] == "/fabric/ports/p1"
     assert port_node({"dst_port": "x1h0"}) == "x1" and port_node({}) is None
@@ -71,7 +71,7 @@ def test_fabric_ports_expanded_or_one_by_one():
 def test_fabric_xenon_error_is_readable():
     responses.post(URL + "/apis/fabric-manager/fabric/vlans", status=409,
                    json={"message": "Service already started: /fabric/vlans/5", "statusCode": 409})
-    t, _ = transport()
+    t = transport()[0]
     with pytest.raises(ApiError) as err:
         FabricClient(t, URL + "/apis/fabric-manager").create_vlan(5, "x")
     assert "409" in str(err.value) and "Service already started" in str(err.value)
@@ -80,7 +80,7 @@ def test_fabric_xenon_error_is_readable():
 @responses.activate
 def test_ufm_uses_basic_auth_not_the_token_and_empty_means_missing():
     responses.get(URL + "/ufmRest/resources/pkeys/0xa12", json={})
-    t, _ = transport(token="site-token")
+    t = transport(token="site-token")[0]
     ufm = UfmClient(t, URL + "/ufmRest", "admin", "pw")
     assert ufm.pkey("0xa12") is None
     headers = responses.calls[0].request.headers
