@@ -119,3 +119,10 @@ build: venv
 .PHONY: clean
 clean:
 	@rm -rf build $(CACHE)/sanity tests/output .pytest_cache
+
+# ---------------------------------------------------------------------------- benchmarks
+# ansible-inventory --list with the SMD inventory plugins against a seeded records-only lab (10,000 nodes,
+# 40 labels) vs the same inventory as static YAML, in one run; prints the figures and checks the bars.
+.PHONY: bench-inventory
+bench-inventory: venv
+	@$(BIN)/python tools/bench_inventory.py

@@ -72,7 +72,7 @@ class Lab:
             return
         try:
             os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
+            for _attempt in range(100):
                 os.kill(pid, 0)
                 time.sleep(0.1)
             os.kill(pid, signal.SIGKILL)
@@ -80,14 +80,21 @@ class Lab:
             pass
 
 
-def run_inventory(source: Path, env: dict, *extra: str) -> tuple[float, str, str]:
+class Run:
+    """One ansible-inventory run: wall-clock seconds, stdout (the JSON or YAML listing) and stderr (-vvv lines)."""
+
+    def __init__(self, seconds: float, stdout: str, stderr: str):
+        self.seconds, self.stdout, self.stderr = seconds, stdout, stderr
+
+
+def run_inventory(source: Path, env: dict, *extra: str) -> Run:
     cmd = [str(BIN / "ansible-inventory"), "-i", str(source), "--list", "-vvv", *extra]
     started = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, check=False)
     seconds = time.perf_counter() - started
     if done.returncode:
         raise SystemExit("ansible-inventory -i %s failed:\n%s" % (source, done.stderr[-3000:]))
-    return seconds, done.stdout, done.stderr
+    return Run(seconds, done.stdout, done.stderr)
 
 
 def requests_of(stderr: str) -> int:
@@ -143,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         for face in ("openchami", "csm"):
             source = work / ("count.%s.yml" % face)
             source.write_text("plugin: %s\n" % plugin[face])
-            _, _, err = run_inventory(source, envs[face])
-            counts[face] = requests_of(err)
+            counts[face] = requests_of(run_inventory(source, envs[face]).stderr)
 
         env = envs[args.face]
         source = work / ("bench.%s.yml" % args.face)
@@ -153,29 +159,25 @@ def main(argv: list[str] | None = None) -> int:
         cached.write_text("plugin: %s\ncache: true\ncache_plugin: ansible.builtin.jsonfile\ncache_connection: %s\n"
                           "cache_timeout: 3600\n" % (plugin[args.face], work / "cache"))
         static = work / "static.yml"
-        _, exported, _ = run_inventory(source, env, "--export", "--yaml")
-        static.write_text(exported)
-        _, plugin_listing, _ = run_inventory(source, env)
-        _, static_listing, _ = run_inventory(static, env)
-        reference = normalised(plugin_listing)
-        if reference != normalised(static_listing):
+        static.write_text(run_inventory(source, env, "--export", "--yaml").stdout)
+        reference = normalised(run_inventory(source, env).stdout)
+        if reference != normalised(run_inventory(static, env).stdout):
             failures.append("the static YAML inventory does not list the same hosts, groups and variables")
         hosts = len(reference["_meta"]["hostvars"])
         groups = len([g for g in reference if g not in ("_meta", "all", "ungrouped")])
         sample = next(iter(reference["_meta"]["hostvars"].values()))
-        _, _, err = run_inventory(cached, env)        # fills the cache
-        if requests_of(err) == 0:
+        if requests_of(run_inventory(cached, env).stderr) == 0:      # this run fills the cache
             failures.append("the first cached run made no request: the cache was not empty")
 
         times = {"plugin": [], "static": [], "cache": []}
         cache_requests = []
-        for _ in range(args.repeat):
-            times["plugin"].append(run_inventory(source, env)[0])
-            times["static"].append(run_inventory(static, env)[0])
-            seconds, _, err = run_inventory(cached, env)
-            times["cache"].append(seconds)
-            cache_requests.append(requests_of(err))
-            if "from the cache" not in err:
+        for _round in range(args.repeat):
+            times["plugin"].append(run_inventory(source, env).seconds)
+            times["static"].append(run_inventory(static, env).seconds)
+            warm = run_inventory(cached, env)
+            times["cache"].append(warm.seconds)
+            cache_requests.append(requests_of(warm.stderr))
+            if "from the cache" not in warm.stderr:
                 failures.append("a warm run did not read the cache")
 
         med = {kind: statistics.median(values) for kind, values in times.items()}

@@ -151,28 +151,59 @@ options:
       - name: VCLUSTER_INVENTORY_RETRIES
   compose:
     description:
-      - Create vars from Jinja2 expressions.
+      - Host variables from Jinja2 expressions, as a mapping of variable name to expression (the C(constructed) option).
+        The expressions see the host's variables (C(smd_*), C(vcluster_*), C(ansible_host)).
+      - Each expression is evaluated for every host (about 0.3 ms per host and expression on ansible-core 2.19).
       - From the environment, a JSON object (trusted as templates, like the configuration file).
     type: raw
+    default: {}
     env:
       - name: VCLUSTER_INVENTORY_COMPOSE
   groups:
     description:
-      - Add hosts to group based on Jinja2 conditionals.
+      - Groups from Jinja2 conditionals, as a mapping of group name to conditional (the C(constructed) option).
       - From the environment, a JSON object (trusted as templates, like the configuration file).
     type: raw
+    default: {}
     env:
       - name: VCLUSTER_INVENTORY_GROUPS
   keyed_groups:
     description:
-      - Add hosts to group based on the values of a variable.
+      - Groups from the values of a variable (the C(constructed) option), as a list of mappings with
+        C(key) (an expression; required), C(prefix) (default empty), C(separator) (default C(_)),
+        C(parent_group), C(default_value) (the name part when the value is empty or null) and
+        C(trailing_separator) (false omits the separator after an empty value; exclusive with C(default_value)).
       - From the environment, a JSON list (trusted as templates, like the configuration file).
     type: raw
+    default: []
     env:
       - name: VCLUSTER_INVENTORY_KEYED_GROUPS
   strict:
     description:
-      - If V(true) make invalid O(compose), O(groups) and O(keyed_groups) entries a fatal error, otherwise skip and continue.
+      - Whether a failing entry of O(compose), O(groups) or O(keyed_groups) is an error; by default it is skipped.
+    type: bool
+    default: false
     env:
       - name: VCLUSTER_INVENTORY_STRICT
+  use_extra_vars:
+    description:
+      - Merge extra vars into the variables O(compose), O(groups) and O(keyed_groups) see (highest precedence).
+    type: bool
+    default: false
+    ini:
+      - section: inventory_plugins
+        key: use_extra_vars
+    env:
+      - name: ANSIBLE_INVENTORY_USE_EXTRA_VARS
+  leading_separator:
+    description:
+      - With O(keyed_groups) that have no prefix, whether the group name starts with the separator (C(_value)).
+        Set to V(false) for C(value).
+    type: bool
+    default: true
+    env:
+      - name: VCLUSTER_INVENTORY_LEADING_SEPARATOR
+notes:
+  - The C(compose), C(groups), C(keyed_groups), C(strict), C(use_extra_vars) and C(leading_separator) options behave as in
+    P(ansible.builtin.constructed#inventory); they are defined here so that each can also come from the environment.
 """

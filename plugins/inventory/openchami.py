@@ -24,13 +24,12 @@ description:
     or be any YAML file whose C(plugin) key names this plugin.
   - See C(docs/inventory.md) in the collection for groups, host variables, AWX use and measured performance.
 author:
-  - hpc.vcluster maintainers
+  - hpc.vcluster maintainers (@hpc-vcluster)
 requirements:
   - requests
 extends_documentation_fragment:
   - hpc.vcluster.inventory
   - hpc.vcluster.site.plugins
-  - constructed
   - inventory_cache
 options:
   plugin:

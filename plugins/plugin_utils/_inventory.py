@@ -20,6 +20,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import os
 import re
 import string
 import time
@@ -151,7 +152,7 @@ def parse_group_names(value):
             raise InventoryOptionError("group_names.%s must be a non-empty string" % kind)
         allowed = set(GROUP_FIELDS[kind]) | {"site"}
         try:
-            fields = [f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None]
+            fields = [parsed[1] for parsed in string.Formatter().parse(pattern) if parsed[1] is not None]
         except ValueError as exc:
             raise InventoryOptionError("group_names.%s %r is not a valid pattern: %s" % (kind, pattern, exc))
         for field in fields:
@@ -722,9 +723,20 @@ class SmdInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
             exclude_labels=self.get_option("exclude_labels") or [],
         )
 
+    def _site_option(self, name):
+        """A site option, with an empty environment variable counting as unset.
+
+        Credential injectors (AWX) may set a variable to an empty string, which ansible-core would read as
+        validate_certs false (TLS verification off!) or ca_path = the current directory.
+        """
+        value, origin = self.get_option_and_origin(name)
+        if isinstance(origin, str) and origin.startswith("env: ") and not os.environ.get(origin[5:], "").strip():
+            return None
+        return self._template(value)
+
     def _site_specs(self):
         """One SiteSpec per site: the ``sites`` entries, or the top-level options as the only site."""
-        top = {opt: self._template(self.get_option(opt)) for opt in SITE_OPTIONS}
+        top = {opt: self._site_option(opt) for opt in SITE_OPTIONS}
         top["site_kind"] = top.get("site_kind") or self.SITE_KIND
         top_filters = normalise_filters(self.get_option("filters"))
         group_prefix = self.get_option("group_prefix") or ""

@@ -80,7 +80,7 @@ class RecordsLab:
         try:
             pid = int((self.home / "server.pid").read_text().strip())
             os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
+            for _attempt in range(100):
                 os.kill(pid, 0)
                 time.sleep(0.1)
             os.kill(pid, signal.SIGKILL)
@@ -188,8 +188,8 @@ def test_csm_face_gives_the_same_inventory_with_keycloak(lab):
 
 def test_server_side_filters_and_label_selection(lab):
     proc = inventory(lab, "openchami", {"plugin": "hpc.vcluster.openchami", "filters": {"role": "Compute", "group": "vc_00"}})
-    expected = {c["ID"] for c in lab.smd("GET", "/State/Components", params={"role": "Compute", "group": "vc_00",
-                                                                              "type": "Node"}).json()["Components"]}
+    reply = lab.smd("GET", "/State/Components", params={"role": "Compute", "group": "vc_00", "type": "Node"}).json()
+    expected = {c["ID"] for c in reply["Components"]}
     assert expected and {v["smd_xname"] for v in hostvars(proc).values()} == expected
     proc = inventory(lab, "csm", {"plugin": "hpc.vcluster.csm", "include_labels": ["vc_0*"], "exclude_labels": ["gpu"]})
     hv = hostvars(proc)

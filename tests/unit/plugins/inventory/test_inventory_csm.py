@@ -68,8 +68,8 @@ def test_expired_token_is_refreshed_once_on_401(parse):
 
 @responses.activate
 def test_bad_client_secret_names_site_and_fix_without_the_secret(parse):
-    responses.post(KEYCLOAK, status=401, json={"error": "unauthorized_client",
-                                                "error_description": "Invalid client or Invalid client credentials"})
+    responses.post(KEYCLOAK, status=401,
+                   json={"error": "unauthorized_client", "error_description": "Invalid client or Invalid client credentials"})
     with pytest.raises(AnsibleParserError) as err:
         parse(dict(BASE, site_name="alps"), plugin="hpc.vcluster.csm")
     message = str(err.value)

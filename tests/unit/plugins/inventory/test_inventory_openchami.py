@@ -345,3 +345,15 @@ def test_redact_scrubs_known_values_bearer_credentials_and_jwts():
     out = redact(text, ["s3cr3t-value", None, ""])
     assert "opaque-123" not in out and "eyJzdWIiOiJ4In0" not in out and "s3cr3t-value" not in out and "dXNlcjpwYXNz" not in out
     assert "Bearer <redacted>" in out and "<redacted token>" in out and "client_secret_basic" == redact("client_secret_basic")
+
+
+@responses.activate
+def test_empty_environment_variables_count_as_unset(parse, monkeypatch):
+    """An AWX injector may set VCLUSTER_VALIDATE_CERTS="": ansible-core reads that as false; TLS must stay verified."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/env/bundle.pem")
+    for name in ("VCLUSTER_VALIDATE_CERTS", "VCLUSTER_CA_PATH", "VCLUSTER_TOKEN_FILE", "VCLUSTER_CLIENT_ID"):
+        monkeypatch.setenv(name, "")
+    register_openchami()
+    parse(cfg())
+    assert {c.request.req_kwargs["verify"] for c in responses.calls} == {"/env/bundle.pem"}
+    assert responses.calls[0].request.headers["Authorization"] == "Bearer oc-static-token-123"
