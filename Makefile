@@ -76,19 +76,25 @@ lint: venv
 	@$(BIN)/antsibull-changelog lint
 
 # ansible-test only runs inside .../ansible_collections/<ns>/<name> and refuses symlinked
-# trees, so the tracked (and new, not ignored) files are copied to a scratch tree.
+# trees, so the tracked (and new, not ignored) files are copied to a scratch tree. The tree
+# must be outside this git work tree: inside it, ansible-test lists files through git,
+# which ignores the scratch directory, and silently tests nothing. lab/ (the lab's own
+# Python package and its reference specs) and .ci/ are not collection content.
 # HOME points at a project cache holding an offline stand-in for ansible-test's get-pip.
-SANITY_TREE := $(CACHE)/sanity/ansible_collections/hpc/vcluster
+SANITY_ROOT := $(or $(TMPDIR),/tmp)/hpc-vcluster-sanity-$(shell id -u)
+SANITY_TREE := $(SANITY_ROOT)/ansible_collections/hpc/vcluster
 sanity: venv
 	@echo "== ansible-test sanity"
-	@rm -rf $(CACHE)/sanity && mkdir -p $(SANITY_TREE)
+	@rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_TREE)
 	@git ls-files -z --cached --others --exclude-standard | grep -z -v -E '^(lab|\.ci)/' \
 	    | xargs -0 -I{} sh -c 'test -e "{}" && echo "{}"' | tar -C $(ROOT) -cf - -T - | tar -C $(SANITY_TREE) -xf -
 	@mkdir -p $(CACHE)/ansible-test-home/.ansible/test/cache
 	@cp tools/get-pip-offline.py $(CACHE)/ansible-test-home/.ansible/test/cache/get_pip_24_2.py
 	@cd $(SANITY_TREE) && HOME=$(CACHE)/ansible-test-home $(BIN)/ansible-test sanity --venv --python 3.11 \
-	    --color no 2>&1 | grep -v -E '^(Collecting|  Downloading|  Using cached|Installing collected|Successfully installed|  Attempting uninstall|    Found existing|    Uninstalling|      Successfully uninstalled|     ━)' ; \
-	    exit $${PIPESTATUS[0]}
+	    --color no 2>&1 | tee $(SANITY_ROOT)/log | grep -v -E '^(Collecting|  Downloading|  Using cached|Installing collected|Successfully installed|  Attempting uninstall|    Found existing|    Uninstalling|      Successfully uninstalled|     ━)' ; \
+	    status=$${PIPESTATUS[0]}; \
+	    if grep -q 'All targets skipped' $(SANITY_ROOT)/log 2>/dev/null; then echo "sanity tested nothing"; exit 1; fi; \
+	    exit $$status
 
 unit: venv
 	@echo "== unit tests"

@@ -15,7 +15,7 @@ def main(argv: list[str]) -> int:
     results = []
     started = time.monotonic()
     for spec in argv:
-        name, _, command = spec.partition("=")
+        name, command = spec.split("=", 1)
         t0 = time.monotonic()
         print(f"\n##### {name}: {command}", flush=True)
         rc = subprocess.call(shlex.split(command))
@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
     for name, rc, secs in results:
         print(f"  {'PASS' if rc == 0 else 'FAIL'}  {name:<14} {secs:7.1f}s")
     print(f"  total {time.monotonic() - started:.1f}s")
-    return 1 if any(rc for _, rc, _ in results) else 0
+    return 1 if any(result[1] for result in results) else 0
 
 
 if __name__ == "__main__":

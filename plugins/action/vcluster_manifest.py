@@ -89,7 +89,14 @@ class ActionModule(ActionBase):
                 source, normalized["image"]["recipe"]), errors=["image.recipe: file does not exist"])
             return result
         for vs in normalized["vservices"]:
-            vs["role"] = "hpc.vcluster.%s" % vs["name"] if "source" not in vs else vs["name"]
+            external = "source" in vs
+            vs["role"] = vs["name"] if external else "hpc.vcluster.%s" % vs["name"]
+            # the role's variables: config keys with the role prefix (external roles: as given)
+            vs["vars"] = dict(vs["config"]) if external else dict(
+                ("%s_%s" % (vs["name"], key), value) for key, value in vs["config"].items())
+            # whether the role knows how to stop itself (tasks/destroy.yml), for the destroy playbook
+            vs["has_destroy"] = not external and os.path.isfile(
+                os.path.join(COLLECTION_ROOT, "roles", vs["name"], "tasks", "destroy.yml"))
         result.update(changed=False, manifest=normalized,
                       vservice_order=[v["name"] for v in normalized["vservices"]],
                       catalog=dict((k, {"version": v["version"], "description": v["description"]}) for k, v in catalog.items()))

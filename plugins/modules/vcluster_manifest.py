@@ -14,12 +14,12 @@ description:
     (known vServices and their versions, references between node groups and vServices), then each vService's
     C(config) against its role's C(meta/argument_specs.yml).
   - Every problem is reported at once, each as the path of the offending field and what was expected,
-    for example C(vservices[2].config.partitions: expected a list, got a string 'normal').
+    for example C(vservices[2].config.partitions) followed by what was expected.
   - Nothing on the site is read or changed; run it first, so that a bad manifest stops a deploy before any change.
   - Returns the manifest with defaults filled in and its vServices in the order they must be applied
     (the C(after) ordering declared by each role in C(meta/vservice.yml) and in the manifest).
 author:
-  - hpc.vcluster contributors
+  - hpc.vcluster maintainers (@hpc-vcluster)
 options:
   path:
     description:
@@ -33,13 +33,17 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Never changes anything.
+    description: Never changes anything.
   diff_mode:
     support: none
+    description: Changes nothing, so there is nothing to show.
   platform:
-    platforms: all
+    support: full
+    platforms: controller
+    description: Runs on the controller (an action plugin), where the manifest file and the collection's roles are.
   action:
     support: full
+    description: Implemented as an action plugin.
 seealso:
   - module: hpc.vcluster.vcluster_plan
 notes:
@@ -61,7 +65,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 manifest:
-  description: The validated manifest with defaults filled in; C(vservices) in apply order, each with its C(role) name.
+  description:
+    - The validated manifest with defaults filled in.
+    - C(vservices) is in apply order; each has its C(role) name, its C(vars) (the config keys with the role prefix,
+      as the role's variables) and C(has_destroy) (the role has a C(tasks/destroy.yml) for the destroy playbook).
   returned: success
   type: dict
   sample:
@@ -70,7 +77,14 @@ manifest:
     nodes: {compute: {count: 4, select: {role: Compute}}}
     image: {name: compute-base, tag: "2026.11"}
     boot: {method: bss, timeout: 600}
-    vservices: [{name: slurm, version: "1.0", role: hpc.vcluster.slurm, config: {}, nodes: [compute]}]
+    vservices:
+      - name: slurm
+        version: "1.0"
+        role: hpc.vcluster.slurm
+        config: {partitions: [{name: normal}]}
+        vars: {slurm_partitions: [{name: normal}]}
+        nodes: [compute]
+        has_destroy: true
 vservice_order:
   description: Names of the vServices in the order they are applied.
   returned: success
@@ -83,9 +97,10 @@ catalog:
   type: dict
   sample: {slurm: {version: "1.0", description: "Slurm workload manager"}}
 errors:
-  description: Every problem found, as C(path: message).
+  description: Every problem found, each as the path of the field, a colon, and the problem.
   returned: failure
   type: list
   elements: str
-  sample: ["name: 'Eiger' does not match ^[a-z][a-z0-9_]*$"]
+  sample:
+    - "name: 'Eiger' does not match ^[a-z][a-z0-9_]*$"
 """

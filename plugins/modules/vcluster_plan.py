@@ -19,9 +19,10 @@ description:
   - Fails, naming the node group and what is missing, when the site cannot give the manifest what it asks.
   - Never changes anything; the plan is what M(hpc.vcluster.node_group) and the deploy playbook then apply.
 author:
-  - hpc.vcluster contributors
+  - hpc.vcluster maintainers (@hpc-vcluster)
 extends_documentation_fragment:
   - hpc.vcluster.site.modules
+  - hpc.vcluster.access
 options:
   manifest:
     description:
@@ -36,16 +37,18 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Read-only; the result is the same in check mode.
+    description: Read-only; the result is the same in check mode.
   diff_mode:
     support: none
+    description: Changes nothing, so there is nothing to show.
   platform:
-    platforms: all
-  action_group:
-    description: Use C(group/hpc.vcluster.site) in C(module_defaults) to set the site options.
     support: full
-    membership:
-      - hpc.vcluster.site
+    platforms: controller
+    description: Runs where the site's API is reachable, usually the controller (C(delegate_to=localhost)).
+  action_group:
+    description: Use C(group/hpc.vcluster.site) in C(module_defaults) to set the site options once for all modules.
+    support: full
+    membership: [hpc.vcluster.site]
 seealso:
   - module: hpc.vcluster.vcluster_manifest
   - module: hpc.vcluster.node_group
@@ -137,6 +140,7 @@ def main():
             exclusive_group=dict(type="str", default="vcluster"),
         ),
         supports_check_mode=True,
+        access_control=True,
     )
 
     def work():
@@ -144,6 +148,7 @@ def main():
         for key in ("name", "nodes", "image"):
             if key not in manifest:
                 module.fail_json(msg="manifest.%s is missing: pass the manifest returned by hpc.vcluster.vcluster_manifest" % key)
+        module.access.check_labels([manifest["name"]])
         smd = module.clients.smd
         components = smd.components(type="Node")
         memberships = smd.memberships(type="Node")

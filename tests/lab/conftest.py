@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import requests
 
-SPECS = Path(__file__).parent / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "lab" / "specs"
 PCS_PREFIX = {"openchami": "/power-control/v1", "csm": "/apis/power-control/v1"}
 SMD_PREFIX = {"openchami": "/hsm/v2", "csm": "/apis/smd/hsm/v2"}
 BSS_PREFIX = {"openchami": "/boot/v1", "csm": "/apis/bss/boot/v1"}

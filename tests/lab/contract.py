@@ -29,7 +29,7 @@ import yaml
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
-SPECS = Path(__file__).parent / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "lab" / "specs"
 
 
 # ---------------------------------------------------------------------------- loading

@@ -28,9 +28,9 @@ def good():
     }
 
 
-def errors_of(manifest, catalog=CATALOG, **kw):
+def errors_of(manifest, catalog=None, **kw):
     with pytest.raises(ManifestError) as err:
-        validate(manifest, catalog, **kw)
+        validate(manifest, catalog or CATALOG, **kw)
     return err.value.errors
 
 

@@ -58,5 +58,5 @@ def test_explicit_nodes_checked():
 
 def test_non_vcluster_groups_do_not_block():
     memberships = [{"id": "x1000c0s1b0n0", "groupLabels": ["compute_pool", "ssd"]}]
-    chosen, _ = choose_nodes(MANIFEST, COMPONENTS, memberships, [{"label": "compute_pool"}, {"label": "ssd"}])
+    chosen = choose_nodes(MANIFEST, COMPONENTS, memberships, [{"label": "compute_pool"}, {"label": "ssd"}])[0]
     assert chosen["compute"] == ["x1000c0s0b0n0", "x1000c0s1b0n0"]

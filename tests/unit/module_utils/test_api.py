@@ -41,9 +41,9 @@ def test_retry_after_header_is_respected():
 @responses.activate
 def test_gives_up_after_retries_with_readable_problem():
     problem = {"type": "about:blank", "title": "Service Unavailable", "detail": "database down", "status": 503}
-    for _ in range(4):
+    for dummy in range(4):
         responses.get(URL + "/hsm/v2/groups", status=503, json=problem, content_type="application/problem+json")
-    t, _ = make(retries=3)
+    t, dummy = make(retries=3)
     with pytest.raises(ApiError) as err:
         t.request("GET", URL + "/hsm/v2/groups", service="smd")
     assert str(err.value) == "SMD GET /hsm/v2/groups: 503 Service Unavailable: Service Unavailable: database down"
@@ -56,7 +56,7 @@ def test_500_on_post_is_not_retried_but_on_put_is():
     responses.post(URL + "/a", status=500, json={"title": "Internal Server Error", "detail": "boom", "status": 500})
     responses.put(URL + "/b", status=500)
     responses.put(URL + "/b", status=200)
-    t, _ = make()
+    t, dummy = make()
     with pytest.raises(ApiError):
         t.request("POST", URL + "/a")
     assert len(responses.calls) == 1
@@ -69,7 +69,7 @@ def test_rfc7807_conflict_message():
     responses.post(URL + "/hsm/v2/groups", status=409, content_type="application/problem+json", json={
         "type": "about:blank", "title": "Conflict", "status": 409,
         "detail": "operation would conflict with an existing member in another exclusive group."})
-    t, _ = make()
+    t, dummy = make()
     with pytest.raises(ApiError) as err:
         t.request("POST", URL + "/hsm/v2/groups", service="smd", json_body={"label": "a"})
     assert "409 Conflict: Conflict: operation would conflict with an existing member in another exclusive group." in str(err.value)
@@ -94,7 +94,7 @@ def test_one_refresh_on_401():
     responses.get(URL + "/x", status=401, body="Unauthorized", match=[responses.matchers.header_matcher({"Authorization": "Bearer old"})])
     responses.get(URL + "/x", json={"ok": 1}, match=[responses.matchers.header_matcher({"Authorization": "Bearer new"})])
     src = CountingSource()
-    t, _ = make(src)
+    t, dummy = make(src)
     assert t.get_json(URL + "/x") == {"ok": 1}
     assert src.refreshes == 1
 
@@ -103,7 +103,7 @@ def test_one_refresh_on_401():
 def test_second_401_fails_without_looping_and_hides_token():
     responses.get(URL + "/x", status=401, body="no token found")
     src = CountingSource()
-    t, _ = make(src)
+    t, dummy = make(src)
     with pytest.raises(ApiError) as err:
         t.request("GET", URL + "/x", service="smd")
     assert src.refreshes == 1
@@ -134,7 +134,8 @@ def test_client_credentials_failure_is_readable_and_secret_free():
 
 
 def test_expired_static_token_is_reported():
-    import base64, time
+    import base64
+    import time
     payload = base64.urlsafe_b64encode(json.dumps({"exp": int(time.time()) - 60}).encode()).decode().rstrip("=")
     tok = "e30." + payload + ".sig"
     assert jwt_claims(tok)["exp"] < time.time()
