@@ -96,6 +96,7 @@ INVALID_HEADER = (requests.exceptions.InvalidHeader,) if requests is not None el
 SECRET_PATTERNS = (
     (re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s'\",;)]+"), r"\1\2<redacted>"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), "<redacted token>"),
+    (re.compile(r"(\w+://)[^/\s@]+@"), r"\1<redacted>@"),         # user:password@ in a URL
 )
 
 
@@ -213,7 +214,7 @@ class SiteSpec(object):
 
     def label(self):
         url = self.api_url
-        return "site %r (%s)" % (self.name, url) if url else "site %r" % self.name
+        return redact("site %r (%s)" % (self.name, url)) if url else "site %r" % self.name
 
 
 # -------------------------------------------------------------------------------------- model
@@ -552,7 +553,8 @@ def build_model(sites_data, settings):
     for key in names.values():
         model.groups.setdefault(key, {})
     for key, spec in site_group_keys.values():
-        model.groups[names[key]] = {"vcluster_site_kind": spec.kind, "vcluster_api_url": spec.api_url}
+        # (never user:password@ of a URL: the variable is printed by ansible-inventory --list)
+        model.groups[names[key]] = {"vcluster_site_kind": spec.kind, "vcluster_api_url": redact(spec.api_url or "")}
 
     for node, keys in zip(nodes, host_group_keys):
         comp = node.component
@@ -760,6 +762,9 @@ class SmdInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
                 raise InventoryOptionError("%s: the site name %r is used twice; names must be unique" % (where, name))
             names.add(name)
             options = {opt: self._template(entry.get(opt)) for opt in SITE_OPTIONS}
+            for opt in ("token_file", "ca_path"):          # type path at the top level; the same here
+                if isinstance(options.get(opt), str) and options[opt]:
+                    options[opt] = os.path.abspath(os.path.expanduser(options[opt]))
             for opt in INHERITED_SITE_OPTIONS:
                 if options.get(opt) is None:
                     options[opt] = top.get(opt)

@@ -112,3 +112,8 @@ def test_management_network_and_fallback():
     assert hv["nid000002"]["ansible_host"] == "10.254.0.2"                 # no NMN address: its first address
     model = inv.build_model([inv.SiteData(spec(), comps, [], ifaces)], inv.Settings(management_network="HMN"))
     assert {h[0]: h[1]["smd_ip"] for h in model.hosts}["nid000001"] == "10.254.0.1"
+
+
+def test_url_credentials_never_reach_a_message():
+    assert inv.redact("cannot reach https://admin:pa55@api.example.org/x") == "cannot reach https://<redacted>@api.example.org/x"
+    assert "pa55" not in inv.SiteSpec("s", {"api_url": "https://admin:pa55@api.example.org"}, "", {}).label()
