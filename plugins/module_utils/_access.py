@@ -18,10 +18,9 @@ Nodes named directly (``nodes:``) must each be a member of an allowed label, as 
 """
 from __future__ import annotations
 
-from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.hpc.vcluster.plugins.module_utils._labels import labels_of
-from ansible_collections.hpc.vcluster.plugins.module_utils._site import SiteError
+from ansible_collections.hpc.vcluster.plugins.module_utils._site import SiteError, nonempty_env_fallback
 
 ADMIN_ROLES = frozenset(("pa_admin", "admin"))
 IGNORED_ROLES = frozenset(("offline_access", "uma_authorization"))
@@ -34,8 +33,8 @@ class AccessDenied(SiteError):
 
 def access_argument_spec():
     return dict(
-        allowed_labels=dict(type="list", elements="str", fallback=(env_fallback, ["VCLUSTER_ALLOWED_LABELS"])),
-        rbac_from_token=dict(type="bool", fallback=(env_fallback, ["VCLUSTER_RBAC_FROM_TOKEN"])),
+        allowed_labels=dict(type="list", elements="str", fallback=(nonempty_env_fallback, ["VCLUSTER_ALLOWED_LABELS"])),
+        rbac_from_token=dict(type="bool", fallback=(nonempty_env_fallback, ["VCLUSTER_RBAC_FROM_TOKEN"])),
     )
 
 

@@ -139,6 +139,10 @@ class Transport(object):
             except requests.exceptions.SSLError as exc:
                 raise ApiError("%s: TLS verification failed for %s (%s); set ca_path to the site's CA bundle"
                                % (label, self.site.api_url, _short(exc)), method=method, url=url)
+            except (requests.exceptions.InvalidHeader, ValueError) as exc:
+                # requests quotes the offending header, and the Authorization header holds the token
+                raise ApiError("%s: the request could not be sent (%s); check that the token is one line with no "
+                               "spaces" % (label, type(exc).__name__), method=method, url=url)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 if attempt < self.retries and (method in IDEMPOTENT_METHODS or isinstance(exc, requests.exceptions.ConnectTimeout)
                                                or _never_sent(exc)):

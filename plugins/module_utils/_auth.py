@@ -58,6 +58,8 @@ class StaticToken(TokenSource):
     def __init__(self, value, origin):
         self.value = value.strip()
         self.origin = origin
+        if any(c.isspace() for c in self.value):
+            raise ApiError("the token from %s holds white space or a line break; it must be one word on one line" % origin)
 
     def get(self):
         exp = jwt_claims(self.value).get("exp")

@@ -9,18 +9,18 @@ API or configuration error becomes one readable ``msg`` instead of a traceback.
 """
 from __future__ import annotations
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.hpc.vcluster.plugins.module_utils._access import AccessPolicy, access_argument_spec
 from ansible_collections.hpc.vcluster.plugins.module_utils._api import ApiError, HAS_REQUESTS, REQUESTS_IMPORT_ERROR
-from ansible_collections.hpc.vcluster.plugins.module_utils._site import SITE_KINDS, SITE_OPTION_ENV, SiteError
+from ansible_collections.hpc.vcluster.plugins.module_utils._site import SITE_KINDS, SITE_OPTION_ENV, SiteError, nonempty_env_fallback
 from ansible_collections.hpc.vcluster.plugins.module_utils._wait import WaitTimeout
 
 
 def site_argument_spec():
     """The site connection options; each falls back to its VCLUSTER_* environment variable."""
     def env(option):
-        return (env_fallback, [SITE_OPTION_ENV[option]])
+        return (nonempty_env_fallback, [SITE_OPTION_ENV[option]])
 
     return dict(
         site_kind=dict(type="str", choices=list(SITE_KINDS), fallback=env("site_kind")),

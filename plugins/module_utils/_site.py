@@ -14,6 +14,8 @@ import json
 import os
 import re
 
+from ansible.module_utils.errors import AnsibleFallbackNotFound
+
 SITE_KINDS = ("openchami", "csm")
 
 # Path prefix of each service behind the site's gateway (docs/architecture.md).
@@ -65,6 +67,19 @@ DEFAULT_TIMEOUT = 30
 
 class SiteError(ValueError):
     """The site description is incomplete or wrong; the message says which option to fix."""
+
+
+def nonempty_env_fallback(*names):
+    """A module option fallback like env_fallback, except that an empty variable counts as unset.
+
+    ``VCLUSTER_VALIDATE_CERTS=""`` must not turn TLS verification off, nor an empty
+    ``VCLUSTER_TOKEN`` hide the token the next source would give.
+    """
+    for name in names:
+        value = os.environ.get(name)
+        if value not in (None, ""):
+            return value
+    raise AnsibleFallbackNotFound
 
 
 def token_env_name(site_name):

@@ -90,7 +90,6 @@ COMPONENT_HOSTVARS = (
 )
 MAX_EXAMPLES = 10
 REQUEST_ERRORS = (requests.exceptions.RequestException,) if requests is not None else ()
-INVALID_HEADER = (requests.exceptions.InvalidHeader,) if requests is not None else ()
 # Whatever reaches an error message is scrubbed of these, besides the known secret values (defence in depth:
 # requests, for one, quotes a whole Authorization header when it refuses it).
 SECRET_PATTERNS = (
@@ -599,41 +598,16 @@ def cache_digest(spec):
     return hashlib.sha256(json.dumps(shaped, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
-def honour_site_verify(session):
-    """Make a session's own ``verify`` (the site's ca_path or validate_certs false) win over REQUESTS_CA_BUNDLE.
-
-    requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace ``session.verify`` when a call does not pass
-    ``verify`` itself (psf/requests#3829), and execution environments commonly set them: ca_path and
-    validate_certs false would then be ignored. With no ca_path (``verify`` true) the variables keep working.
-    A no-op for calls that pass ``verify``.
-    """
-    merge = session.merge_environment_settings
-
-    def merge_keeping_verify(url, proxies, stream, verify, cert):
-        settings = merge(url, proxies, stream, verify, cert)
-        if verify is None and session.verify is not True:
-            settings["verify"] = session.verify
-        return settings
-
-    session.merge_environment_settings = merge_keeping_verify
-    return session
-
-
 def fetch_site(spec, retries=3, clients_factory=SiteClients.from_options):
     """The three SMD replies of one site, in three requests (four with a client-credentials token)."""
     started = time.monotonic()
     clients = clients_factory(spec.options, retries=retries)
-    honour_site_verify(clients.transport.session)
     smd = clients.smd
     filters = spec.filters
     try:
         components = smd.components(**filters)
         memberships = smd.memberships(**filters)
         interfaces = smd.ethernet_interfaces(Type=filters.get("type") or ["Node"])
-    except INVALID_HEADER:
-        origin = getattr(clients.token_source, "origin", "the token")
-        raise ApiError("the token from %s cannot be sent: it holds a line break or other characters an HTTP header "
-                       "cannot carry (one token, on one line)" % origin) from None
     except (ApiError, ValueError) + REQUEST_ERRORS as exc:
         raise ApiError(redact(str(exc), _secrets_of(spec.options, clients.token_source))) from None
     for what, value in (("State/Components", components), ("memberships", memberships), ("Inventory/EthernetInterfaces", interfaces)):

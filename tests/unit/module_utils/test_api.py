@@ -205,3 +205,32 @@ def test_connection_refused_is_readable():
     with pytest.raises(ApiError, match=r"cannot reach https://site.example"):
         t.request("GET", URL + "/x")
     assert len(sleeps) == 2
+
+
+@responses.activate
+def test_ca_path_wins_over_requests_ca_bundle(monkeypatch, tmp_path):
+    """requests lets REQUESTS_CA_BUNDLE replace a session's verify; the site's CA must win on every call."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not really a CA, never opened by responses")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    responses.get(URL + "/x", json={})
+    t = Transport(Site("openchami", URL, ca_path=str(ca)), None, sleep=lambda s: None)
+    t.request("GET", URL + "/x")
+    assert responses.calls[0].request.req_kwargs["verify"] == str(ca)
+
+
+def test_token_with_a_line_break_is_refused_without_echoing_it():
+    with pytest.raises(ApiError) as err:
+        StaticToken("abc.def\nghi.jkl", "VCLUSTER_TOKEN")
+    assert "VCLUSTER_TOKEN holds white space or a line break" in str(err.value)
+    assert "ghi" not in str(err.value)
+
+
+def test_empty_environment_variables_count_as_unset(monkeypatch):
+    from ansible.module_utils.errors import AnsibleFallbackNotFound
+    from ansible_collections.hpc.vcluster.plugins.module_utils._site import nonempty_env_fallback
+    monkeypatch.setenv("VCLUSTER_VALIDATE_CERTS", "")
+    with pytest.raises(AnsibleFallbackNotFound):
+        nonempty_env_fallback("VCLUSTER_VALIDATE_CERTS")
+    monkeypatch.setenv("VCLUSTER_VALIDATE_CERTS", "no")
+    assert nonempty_env_fallback("VCLUSTER_VALIDATE_CERTS") == "no"

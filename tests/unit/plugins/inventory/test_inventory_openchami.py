@@ -334,7 +334,7 @@ def test_a_token_with_a_line_break_is_reported_without_the_token(parse, tmp_path
     with pytest.raises(AnsibleParserError) as err:
         parse({"plugin": "hpc.vcluster.openchami", "api_url": OC_URL, "token_file": str(token_file)})
     message = str(err.value)
-    assert "token_file %s cannot be sent: it holds a line break" % token_file in message
+    assert "token_file %s holds white space or a line break" % token_file in message
     assert secret not in message and "c2lnbmF0dXJl" not in message
 
 
