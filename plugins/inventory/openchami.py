@@ -58,7 +58,7 @@ site_name: demo
 ca_path: /etc/pki/ca-trust/source/anchors/openchami.pem
 filters:
   role: Compute
-  state: [Ready, On]
+  state: [Ready, "On"]
 hostnames: [hostname, nid]
 exclude_labels: [maintenance]
 
