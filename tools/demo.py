@@ -36,6 +36,17 @@ def run(argv: list[str], env: dict, capture: bool = False) -> subprocess.Complet
     return proc
 
 
+def plain(value):
+    """ansible-inventory (2.19) writes values that came from the site as {"__ansible_unsafe": value}."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return plain(value["__ansible_unsafe"])
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", default="examples/vclusters/demo.yml")
@@ -77,7 +88,7 @@ def main() -> int:
 
     step("run a job on the vCluster")
     listing = json.loads(run([BIN / "ansible-inventory", "-i", inventory, "--list"], env, capture=True).stdout)
-    hostvars = listing["_meta"]["hostvars"]
+    hostvars = plain(listing["_meta"]["hostvars"])
     members = sorted(h for h, v in hostvars.items() if manifest["name"] in (v.get("vcluster_labels") or []))
     controller = next(h for h in members if hostvars[h].get("smd_role") == "Service")
     key = site["VCLUSTER_LAB_SSH_KEY"]

@@ -78,9 +78,10 @@ def cmd_up(args) -> int:
             f"{t['xname']}: {t.get('error') or t.get('taskStatusDescription')}" for t in failed))
     wanted = set(reply.get("nodes") or [])
     nodes = [n for n in client.call("GET", "/lab/v1/nodes")["nodes"] if n["xname"] in wanted]
-    if driver == "podman" and nodes:
-        say(f"waiting for {len(nodes)} node(s) to answer SSH")
-        wait_for_login(key, {n["xname"]: n["ip"] for n in nodes}, timeout=args.timeout)
+    running = [n for n in nodes if n.get("power") == "on"]
+    if driver == "podman" and running:
+        say(f"waiting for {len(running)} node(s) to answer SSH")
+        wait_for_login(key, {n["xname"]: n["ip"] for n in running}, timeout=args.timeout)
         nodes = [n for n in client.call("GET", "/lab/v1/nodes")["nodes"] if n["xname"] in wanted]
     _print_nodes(nodes)
     say(f"lab up in {time.monotonic() - started:.1f} s: {len(nodes)} node(s); "

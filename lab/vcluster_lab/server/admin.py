@@ -180,9 +180,11 @@ def nodes_post():
                           "ON CONFLICT(kind, value) DO UPDATE SET config_id=excluded.config_id",
                           [(x, cid) for x in targets])
             c.execute("DELETE FROM boot_configs WHERE id NOT IN (SELECT DISTINCT config_id FROM boot_keys)")
-    out = {"nodes": [n.xname for n in layouts], "created": created, "transitionID": None}
-    if data.get("power_on") and layouts:
-        tid = lab().power.submit("on", [n.xname for n in layouts], 10)
+    out = {"nodes": [n.xname for n in layouts], "created": created, "powered": targets, "transitionID": None}
+    # Only new nodes (or all, when an image is imposed) are powered on: nodes that exist keep
+    # their state, so `up` after a vCluster gave nodes back does not boot the free pool.
+    if data.get("power_on") and targets:
+        tid = lab().power.submit("on", targets, 10)
         out["transitionID"] = tid
         if data.get("wait"):
             lab().power.wait(tid, timeout=float(data.get("timeout", 900)))
