@@ -46,9 +46,24 @@ def load_catalog(roles_dir):
 
 
 def validate_spec(spec, params):
-    """Role argument-spec errors for a vService's config (unknown keys included)."""
+    """Role argument-spec errors for a vService's config, as (variable path, message).
+
+    Unknown settings are reported one by one with what the role takes instead, since a
+    misspelt option is the commonest mistake; the other errors keep Ansible's wording.
+    """
     result = ArgumentSpecValidator(spec).validate(params)
-    return list(result.error_messages)
+    out = []
+    for item in sorted(result.unsupported_parameters, key=str):
+        path = list(item) if isinstance(item, tuple) else [item]
+        options = spec
+        for part in path[:-1]:
+            options = (options.get(part) or {}).get("options") or {}
+        out.append((".".join(path), "unknown setting; it takes %s" % ", ".join(
+            sorted(k.split("_", 1)[1] if len(path) == 1 and "_" in k else k for k in options))))
+    for error in result.errors:
+        if type(error).__name__ != "UnsupportedError":
+            out.append(("", str(getattr(error, "msg", error))))
+    return out
 
 
 class ActionModule(ActionBase):

@@ -111,7 +111,8 @@ SCHEMA = {
                 "type": {"enum": ["nfs", "bind", "lustre", "vast"]},
                 "source": {"type": "string", "minLength": 1},
                 "path": {"type": "string", "pattern": "^/"},
-                "options": {"type": "string"},
+                "subdir": {"type": "string", "description": "Directory under source (default: the vCluster's name)."},
+                "opts": {"type": "string", "description": "Mount options (the type's defaults when not given)."},
                 "owner": {"type": "string"},
                 "group": {"type": "string"},
                 "mode": {"type": "string", "pattern": "^0?[0-7]{3,4}$"},
@@ -328,7 +329,12 @@ def apply_order(manifest, catalog):
 
 
 def config_errors(manifest, catalog, validate_spec):
-    """Each vService's config checked against its role's argument spec (``validate_spec(spec, params) -> [msg]``)."""
+    """Each vService's config checked against its role's argument spec.
+
+    ``validate_spec(spec, params)`` returns ``[(path, message)]`` where ``path`` names the
+    role variable (and sub-option) at fault, or is empty; the role prefix is taken off so
+    the error names the manifest's own field (``vservices[0].config.partitions``).
+    """
     errors = []
     for index, vs in enumerate(manifest.get("vservices") or []):
         if not isinstance(vs, dict) or vs.get("name") not in catalog or "source" in vs:
@@ -336,9 +342,12 @@ def config_errors(manifest, catalog, validate_spec):
         spec = catalog[vs["name"]].get("argument_spec") or {}
         prefix = vs["name"] + "_"
         params = dict((prefix + k, v) for k, v in (vs.get("config") or {}).items())
-        for message in validate_spec(spec, params):
-            errors.append("vservices[%d].config: %s" % (index, message.replace(prefix, "")))
-    return errors
+        for path, message in validate_spec(spec, params):
+            field = "vservices[%d].config" % index
+            if path:
+                field += "." + (path[len(prefix):] if path.startswith(prefix) else path)
+            errors.append("%s: %s" % (field, re.sub(r"(?<![A-Za-z0-9_])" + re.escape(prefix), "", message)))
+    return sorted(errors)
 
 
 def validate(manifest, catalog, validate_spec=None, source="manifest"):
@@ -367,6 +376,11 @@ def validate(manifest, catalog, validate_spec=None, source="manifest"):
         if "source" not in vs:
             vs.setdefault("version", catalog[vs["name"]].get("version"))
     normalized["vservices"] = apply_order(normalized, catalog)
+    # the storage role's mounts, per node group (a mount without nodes goes on every group)
+    normalized["storage_by_group"] = dict(
+        (group, [dict((k, v) for k, v in m.items() if k != "nodes") for m in normalized["storage"]
+                 if group in (m.get("nodes") or normalized["nodes"])])
+        for group in sorted(normalized["nodes"]))
     return normalized
 
 

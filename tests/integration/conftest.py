@@ -35,7 +35,7 @@ def lab(tmp_path_factory):
             assert time.monotonic() < deadline, (
                 f"podman network {nmn_holder()} holds {NMN}: another lab runs on this machine; take it down")
             time.sleep(10)
-        instance.run("up", "--nodes", str(NODES), "--port", str(instance.port))
+        instance.run("up", "--nodes", str(NODES), "--service-nodes", "1", "--port", str(instance.port))
         yield instance
     finally:
         down = instance.run("down", check=False)

@@ -201,18 +201,24 @@ class PodmanDriver:
         podman("rm", "-f", "-t", "0", "--ignore", self.container(xname), what=f"node {xname}")
 
     def power_on(self, node: NodeSpec, image: str) -> None:
-        """Boot ``image``: start the container, or (re)create it when the image changed."""
+        """Boot ``image`` from a pristine root file system (a diskless node), keeping its VLANs.
+
+        Real OpenCHAMI and CSM compute nodes boot a read-only image with a tmpfs overlay:
+        nothing written before a power cycle survives it. The lab does the same by making
+        a new container at every boot; a node that is already on is left alone.
+        """
         with self._lock(node.xname):
-            want = self._image_id(node.xname, image)
+            want = self._image_id(node.xname, image)  # names the node and image when it does not exist
             info = self._inspect(node.xname)
-            if info is not None and not self._matches(info, node, want):
-                vlans = self._vlans_of(info)
-                self._remove(node.xname)
-                self._create(node, image, vlans)
-            elif info is None:
-                self._create(node, image, [])
-            elif info.get("State", {}).get("Status") not in _ON:
-                podman("start", self.container(node.xname), what=f"node {node.xname}: power on")
+            if info is not None and info.get("State", {}).get("Status") in _ON and self._matches(info, node, want):
+                return
+            self._boot(node, image, info)
+
+    def _boot(self, node: NodeSpec, image: str, info: dict | None) -> None:
+        vlans = self._vlans_of(info) if info is not None else []
+        if info is not None:
+            self._remove(node.xname)
+        self._create(node, image, vlans)
 
     def power_off(self, xname: str, force: bool = False) -> None:
         """Shut the node down (systemd halts), or pull the plug when ``force``."""
@@ -227,24 +233,16 @@ class PodmanDriver:
                 podman("stop", "-t", "30", self.container(xname), what=f"node {xname}: power off")
 
     def restart(self, node: NodeSpec, image: str, hard: bool = False) -> None:
-        """Reboot: ``podman restart`` (soft) or kill + start (hard); a new image recreates."""
+        """Reboot: a clean shutdown (soft) or none (hard), then a boot from a pristine root."""
         with self._lock(node.xname):
-            want = self._image_id(node.xname, image)
+            self._image_id(node.xname, image)
             info = self._inspect(node.xname)
             name = self.container(node.xname)
-            if info is None:
-                self._create(node, image, [])
-            elif not self._matches(info, node, want):
-                vlans = self._vlans_of(info)
-                self._remove(node.xname)
-                self._create(node, image, vlans)
-            elif hard:
-                if info.get("State", {}).get("Status") in _ON:
+            if info is not None and info.get("State", {}).get("Status") in _ON:
+                if hard:
                     podman("kill", name, check=False, what=f"node {node.xname}: hard restart")
-                    podman("stop", "-t", "0", name, check=False, what=f"node {node.xname}")
-                podman("start", name, what=f"node {node.xname}: hard restart")
-            else:
-                podman("restart", "-t", "30", name, what=f"node {node.xname}: restart")
+                podman("stop", "-t", "0" if hard else "30", name, check=False, what=f"node {node.xname}: restart")
+            self._boot(node, image, info)
 
     def kill(self, xname: str) -> None:
         """The node dies: SIGKILL to its init, no shutdown. No error if it is already off."""

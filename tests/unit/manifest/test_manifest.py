@@ -96,10 +96,13 @@ def test_config_checked_against_role_spec():
 
     def validate_spec(spec, params):
         missing = [k for k, v in spec.items() if v.get("required") and k not in params]
-        return ["missing required arguments: %s" % ", ".join(missing)] if missing else []
+        unknown = [(k, "unknown setting") for k in params if k not in spec]
+        return unknown + ([("", "missing required arguments: %s" % ", ".join(missing))] if missing else [])
     m = good()
-    m["vservices"][1]["config"] = {}
-    assert errors_of(m, catalog, validate_spec=validate_spec) == ["vservices[1].config: missing required arguments: partitions"]
+    m["vservices"][1]["config"] = {"partitons": []}
+    assert errors_of(m, catalog, validate_spec=validate_spec) == [
+        "vservices[1].config.partitons: unknown setting",
+        "vservices[1].config: missing required arguments: partitions"]
 
 
 def test_cycle_is_reported():

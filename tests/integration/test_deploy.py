@@ -1,0 +1,147 @@
+"""The main job: one manifest, deployed by hpc.vcluster.deploy, on the lab's two faces.
+
+Proves, with real playbooks, real podman nodes, real munge/slurmctld/slurmd and SSH:
+- a bad manifest (wrong type, unknown vService, capital label, missing field) stops the
+  deploy before any change, with a message that names the field;
+- the same manifest file deploys through the OpenCHAMI face and a Slurm job runs on it;
+- a second deploy changes nothing (changed=0 on every host);
+- destroy gives the nodes back (label gone, nodes off), and a deploy through the CSM face
+  of the same file works again.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vc_lab import CONTAINERS_CONF, PLAYBOOK, ROOT
+
+MANIFEST = {
+    "apiVersion": "hpc.vcluster/v1",
+    "name": "itest",
+    "description": "integration test vCluster",
+    "nodes": {"service": {"count": 1, "select": {"role": "Service"}},
+              "compute": {"count": 2, "select": {"role": "Compute"}}},
+    "image": {"name": "slurm-node", "tag": "2026.11", "recipe": str(ROOT / "examples" / "images" / "slurm-node.yml")},
+    "network": {"vlan": 230},
+    "vservices": [{"name": "slurm", "version": "1.0",
+                   "config": {"partitions": [{"name": "batch", "default": True, "max_time": "01:00:00"}]}}],
+}
+
+
+def run_playbook(lab, face: str, name: str, manifest: Path, tmp_path: Path) -> tuple[int, dict, str]:
+    """ansible-playbook hpc.vcluster.<name> with the lab's inventory source of ``face``; (rc, stats, output)."""
+    inventory = tmp_path / f"lab.{face}.yml"
+    inventory.write_text(lab.run("inventory", "--face", face).stdout)
+    env = dict(os.environ)
+    env.update(lab.env(face))
+    env.update({"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
+                "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "CONTAINERS_CONF": CONTAINERS_CONF,
+                "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts")})
+    proc = subprocess.run([PLAYBOOK, "-i", str(inventory), f"hpc.vcluster.{name}", "-e", f"vcluster_manifest={manifest}"],
+                          capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=1500, check=False)
+    try:
+        start = proc.stdout.index("{")
+        out = json.JSONDecoder().raw_decode(proc.stdout[start:])[0]
+    except ValueError:
+        out = {}
+    return proc.returncode, out.get("stats", {}), proc.stdout + proc.stderr
+
+
+def failures(output: str) -> list[str]:
+    """The msg of every failed task in a JSON-callback output."""
+    try:
+        doc = json.JSONDecoder().raw_decode(output[output.index("{"):])[0]
+    except ValueError:
+        return [output[-2000:]]
+    msgs = []
+    for play in doc.get("plays", []):
+        for task in play.get("tasks", []):
+            for result in task.get("hosts", {}).values():
+                if result.get("failed"):
+                    msgs.append(str(result.get("msg")))
+    return msgs
+
+
+def labels(lab, face: str) -> list[str]:
+    prefix = "/hsm/v2" if face == "openchami" else "/apis/smd/hsm/v2"
+    reply = lab.session(face).get(lab.url + prefix + "/groups/labels", timeout=30)
+    reply.raise_for_status()
+    return reply.json()
+
+
+def lab_nodes(lab) -> dict:
+    reply = lab.session().get(lab.url + "/lab/v1/nodes", timeout=30)
+    reply.raise_for_status()
+    return {n["xname"]: n for n in reply.json()["nodes"]}
+
+
+BAD = [
+    ("wrong type", lambda m: m["nodes"]["compute"].update(count="two"), "nodes.compute.count: expected an integer"),
+    ("unknown vService", lambda m: m["vservices"].append({"name": "warewulf"}), "vservices[1].name: unknown vService 'warewulf'"),
+    ("capital label", lambda m: m.update(name="ITest"), "name: 'ITest' does not match"),
+    ("missing field", lambda m: m.pop("image"), "(top level): missing required field image"),
+    ("role config", lambda m: m["vservices"][0]["config"].update(partitons=[]), "vservices[0].config.partitons: unknown setting; it takes accounting, cgroup_config"),
+]
+
+
+def test_bad_manifests_fail_before_any_change(lab, tmp_path):
+    before = labels(lab, "openchami")
+    for what, spoil, expected in BAD:
+        manifest = json.loads(json.dumps(MANIFEST))
+        manifest["name"] = "itest_bad"
+        spoil(manifest)
+        path = tmp_path / "bad.yml"
+        path.write_text(yaml.safe_dump(manifest))
+        rc, stats, output = run_playbook(lab, "openchami", "deploy", path, tmp_path)
+        assert rc != 0, what
+        msgs = "\n".join(failures(output))
+        assert expected in msgs, f"{what}: {msgs}"
+        assert "Traceback" not in output, what
+        assert stats.get("localhost", {}).get("changed", 0) == 0, what
+    assert labels(lab, "openchami") == before
+
+
+def srun(lab, computes: int) -> list[str]:
+    controller = lab_nodes(lab)["x3000c0s0b0n0"]["ip"]
+    proc = lab.ssh(controller, f"srun -N{computes} hostname", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return sorted(proc.stdout.split())
+
+
+def test_one_manifest_two_faces_idempotent_destroy_redeploy(lab, tmp_path):
+    path = tmp_path / "itest.yml"
+    path.write_text(yaml.safe_dump(MANIFEST))
+
+    rc, stats, output = run_playbook(lab, "openchami", "deploy", path, tmp_path)
+    assert rc == 0, failures(output)
+    assert "itest" in labels(lab, "openchami")
+    hosts = srun(lab, 2)
+    assert len(hosts) == 2 and all(h.startswith("nid0000") for h in hosts), hosts
+
+    rc, stats, output = run_playbook(lab, "openchami", "deploy", path, tmp_path)
+    assert rc == 0, failures(output)
+    changed = {host: s["changed"] for host, s in stats.items() if s["changed"]}
+    assert changed == {}, f"second deploy changed something: {changed}"
+    assert len(stats) == 4  # localhost + 3 nodes took part
+
+    rc, stats, output = run_playbook(lab, "openchami", "destroy", path, tmp_path)
+    assert rc == 0, failures(output)
+    assert "itest" not in labels(lab, "openchami")
+    nodes = lab_nodes(lab)
+    members = ["x3000c0s0b0n0"] + sorted(x for x in nodes if x.startswith("x1000"))[:2]
+    assert all(nodes[x]["power"] == "off" for x in members), {x: nodes[x]["power"] for x in members}
+
+    # the same file, through the CSM face (Keycloak client credentials, /apis/... paths, IMS)
+    rc, stats, output = run_playbook(lab, "csm", "deploy", path, tmp_path)
+    assert rc == 0, failures(output)
+    assert "itest" in labels(lab, "csm")
+    assert srun(lab, 2) == hosts
+
+    rc, stats, output = run_playbook(lab, "csm", "destroy", path, tmp_path)
+    assert rc == 0, failures(output)
+    assert "itest" not in labels(lab, "csm")
