@@ -195,6 +195,8 @@ def lab_env(home: Path, face: str) -> dict[str, str]:
         env["LAB_ACCESS_TOKEN"] = client.token()
     else:
         env["VCLUSTER_CLIENT_ID"], env["VCLUSTER_CLIENT_SECRET"] = client.credentials("csm")
+        # IMS jobs need a public key record: the site admin's key, here the lab's
+        env["VCLUSTER_IMS_PUBLIC_KEY"] = Path(str(key_path(home)) + ".pub").read_text().strip()
     return env
 
 
@@ -205,7 +207,7 @@ def cmd_env(args) -> int:
     else:
         # Switching faces in one shell: the other face's credentials would win otherwise
         # (a LAB_ACCESS_TOKEN comes before client credentials in the token order).
-        stale = ["VCLUSTER_CLIENT_ID", "VCLUSTER_CLIENT_SECRET"] if args.face == "openchami" \
+        stale = ["VCLUSTER_CLIENT_ID", "VCLUSTER_CLIENT_SECRET", "VCLUSTER_IMS_PUBLIC_KEY"] if args.face == "openchami" \
             else ["LAB_ACCESS_TOKEN"]
         print(f"unset {' '.join(stale)}")
         for key, value in env.items():
