@@ -28,7 +28,7 @@ def step(text: str) -> None:
 
 def run(argv: list[str], env: dict, capture: bool = False) -> subprocess.CompletedProcess:
     print("$ " + " ".join(shlex.quote(str(a)) for a in argv), flush=True)
-    proc = subprocess.run([str(a) for a in argv], env=env, text=True, capture_output=capture, cwd=ROOT)
+    proc = subprocess.run([str(a) for a in argv], env=env, text=True, capture_output=capture, cwd=ROOT, check=False)
     if proc.returncode != 0:
         if capture:
             sys.stderr.write(proc.stdout + proc.stderr)
