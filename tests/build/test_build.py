@@ -44,12 +44,16 @@ def test_tarball_holds_only_collection_content(built):
 
 def test_installed_collection_documents_its_plugins(built, tmp_path):
     dest = tmp_path / "collections"
-    subprocess.run([BIN / "ansible-galaxy", "collection", "install", "--offline", "--no-deps", "-p", dest, built],
-                   check=True, capture_output=True, text=True)
+    config = tmp_path / "ansible.cfg"  # none of the checkout's settings
+    config.write_text("[defaults]\n")
+    # --force: the checkout itself is installed (as a symlink) in the configured collections path
+    subprocess.run([BIN / "ansible-galaxy", "collection", "install", "--offline", "--no-deps", "--force", "-p", dest,
+                    built], check=True, capture_output=True, text=True,
+                   env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(dest), ANSIBLE_CONFIG=str(config)))
     installed = dest / "ansible_collections" / "hpc" / "vcluster"
     manifest = json.loads((installed / "MANIFEST.json").read_text())
     assert manifest["collection_info"]["namespace"] == "hpc"
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(dest), ANSIBLE_CONFIG="/dev/null")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(dest), ANSIBLE_CONFIG=str(config))
     expected = {"module": sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("[a-z]*.py")),
                 "inventory": sorted(p.stem for p in (ROOT / "plugins" / "inventory").glob("[a-z]*.py"))}
     for kind, names in expected.items():
