@@ -64,6 +64,7 @@ constraints: ## refresh the pinned set after editing requirements/dev.in
 # ---------------------------------------------------------------------------- checks
 .PHONY: test lint sanity unit contract integration molecule build-check changelog-lint
 test: venv
+	@$(BIN)/python -m vcluster_lab.nmn_claim
 	@$(BIN)/python tools/run-suite.py \
 	    "lint=$(MAKE) lint" "sanity=$(MAKE) sanity" "unit=$(MAKE) unit" \
 	    "build-check=$(MAKE) build-check" "contract=$(MAKE) contract" \
@@ -119,9 +120,12 @@ molecule: venv
 # ---------------------------------------------------------------------------- demo
 # The demo's clock starts when make reads this file, so the time it reports includes set-up.
 DEMO_START := $(shell date +%s.%N)
-.PHONY: demo demo-destroy
+.PHONY: demo demo-destroy demo-down
 demo: venv ## lab with 1 service + 4 compute nodes, deploy examples/vclusters/demo.yml, srun on it
 	@$(BIN)/python tools/demo.py --started $(DEMO_START)
+
+demo-down: venv ## remove the demo's lab (containers, networks, lab images); `make test` needs the lab down
+	@$(BIN)/vcluster-lab down
 
 demo-destroy: venv ## destroy the demo vCluster (the lab stays up; `vcluster-lab down` removes it)
 	@$(BIN)/python tools/demo.py --destroy

@@ -80,7 +80,7 @@ def main() -> int:
         step(f"destroy {args.manifest}")
         run([BIN / "ansible-playbook", "-i", inventory, "playbooks/destroy.yml",
              "-e", f"vcluster_manifest={ROOT / args.manifest}"], env)
-        print("\nthe nodes are free again; deploy again with `make demo`, remove the lab with `.venv/bin/vcluster-lab down`")
+        print("\nthe nodes are free again; deploy again with `make demo`, remove the lab with `make demo-down`")
         return 0
 
     step(f"deploy {args.manifest}")
@@ -111,7 +111,7 @@ def main() -> int:
     print(f"  vServices: {vservices or 'none'}")
     print(f"  time:      {elapsed:.0f} s from `make demo` to the srun output")
     print("\n  destroy the vCluster:  make demo-destroy   (its nodes go back to the free pool)")
-    print("  remove the lab:        .venv/bin/vcluster-lab down")
+    print("  remove the lab:        make demo-down   (make test needs it down: it brings up its own labs)")
     return 0
 
 

@@ -1,17 +1,15 @@
 """Session fixtures of the integration tests: one real lab for the whole session (see vc_lab.py)."""
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from vc_lab import NMN, NODES, Lab, free_port, nmn_holder, podman
+from vc_lab import NODES, Lab, free_port, podman
+from vcluster_lab.nmn_claim import claim_nmn
 
 
 @pytest.fixture(scope="session")
@@ -27,21 +25,14 @@ def lab(tmp_path_factory):
         return
     home = tmp_path_factory.mktemp("lab") / "home"
     instance = Lab(home, "vcmt" + secrets.token_hex(3), free_port())
-    lock = open(Path(tempfile.gettempdir()) / "vcluster-lab-nmn.lock", "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    try:
-        deadline = time.monotonic() + float(os.environ.get("VCLUSTER_TEST_NMN_WAIT", "1200"))
-        while nmn_holder() is not None:
-            assert time.monotonic() < deadline, (
-                f"podman network {nmn_holder()} holds {NMN}: another lab runs on this machine; take it down")
-            time.sleep(10)
-        instance.run("up", "--nodes", str(NODES), "--service-nodes", "1", "--port", str(instance.port))
-        yield instance
-    finally:
-        down = instance.run("down", check=False)
-        lock.close()
-        left = podman("ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{instance.prefix}-", check=False)
-        builds = podman("ps", "-a", "-q", "--filter", "label=io.vcluster.build", check=False)
+    with claim_nmn():
+        try:
+            instance.run("up", "--nodes", str(NODES), "--service-nodes", "1", "--port", str(instance.port))
+            yield instance
+        finally:
+            down = instance.run("down", check=False)
+    left = podman("ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{instance.prefix}-", check=False)
+    builds = podman("ps", "-a", "-q", "--filter", "label=io.vcluster.build", check=False)
     assert down.returncode == 0, down.stderr
     assert not left.stdout.strip(), f"the lab left containers behind: {left.stdout}"
     assert not builds.stdout.strip(), f"image builds left containers behind: {builds.stdout}"

@@ -3,9 +3,10 @@
 The ``lab`` fixture (conftest.py) brings up ``vcluster-lab up --nodes 4`` in a private home, prefix and
 port (``.home``, ``.url``, ``.prefix``, ``.env(face)``), and takes it down at the end,
 checking that nothing with its labels is left. The lab's nodes use the CSM NMN range
-10.252.0.0/16, which podman lets only one network on the machine have: when another lab
-holds it, the fixture waits for it (up to ``VCLUSTER_TEST_NMN_WAIT`` seconds, default
-1200) rather than fail. ``VCLUSTER_TEST_LAB_HOME`` reuses a lab that already runs (it is
+10.252.0.0/16, which podman lets only one network on the machine have: the fixture
+claims it with ``vcluster_lab.nmn_claim`` (a lock shared with tests/lab, orphaned test labs
+reclaimed, someone else's lab waited for up to ``VCLUSTER_TEST_NMN_WAIT`` seconds).
+``VCLUSTER_TEST_LAB_HOME`` reuses a lab that already runs (it is
 then left running), which makes iterating on a test fast.
 
 ``playbook(lab, face, text)`` runs ``ansible-playbook`` as a user would (the collection
@@ -31,7 +32,6 @@ BIN = Path(sys.executable).parent
 CLI = str(BIN / "vcluster-lab") if (BIN / "vcluster-lab").exists() else shutil.which("vcluster-lab")
 PLAYBOOK = str(BIN / "ansible-playbook") if (BIN / "ansible-playbook").exists() else shutil.which("ansible-playbook")
 CONTAINERS_CONF = str(ROOT / "lab" / "containers.conf")
-NMN = "10.252.0.0/16"
 NODES = 4
 
 
@@ -44,16 +44,6 @@ def free_port() -> int:
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ, CONTAINERS_CONF=CONTAINERS_CONF)
     return subprocess.run(["podman", *args], capture_output=True, text=True, check=check, env=env)
-
-
-def nmn_holder() -> str | None:
-    """The podman network that holds the NMN subnet, if any."""
-    rows = json.loads(podman("network", "ls", "--format", "json").stdout or "[]") or []
-    for row in rows:
-        for subnet in row.get("subnets") or []:
-            if subnet.get("subnet") == NMN:
-                return row.get("name")
-    return None
 
 
 class Lab:

@@ -3,8 +3,8 @@
 ``vcluster-lab up --nodes 3`` in a private home, port and prefix; one node is powered off
 and on again through PCS (HTTPS with a token, as any client does), logged into with the
 lab key, and ``vcluster-lab down`` leaves nothing with the lab's labels behind.
-The nodes use the NMN range 10.252.0.0/16 (the contract), so this test needs it free: a
-developer's lab must be down while it runs.
+The nodes use the NMN range 10.252.0.0/16 (the contract), which one lab at a time can
+hold: the test claims it with ``vcluster_lab.nmn_claim``, as the integration tests do.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import subprocess
 from cli_helpers import Lab, free_port, wait_transition
 from podman_helpers import inspect, leftovers, new_prefix, shared_base, teardown
 
+from vcluster_lab.nmn_claim import claim_nmn
 from vcluster_lab.ssh import ssh_argv, sshd_answers, wait_for_login
 
 NODE, NODE_IP = "x1000c0s1b0n0", "10.252.1.2"
@@ -24,6 +25,11 @@ def ssh(key: str, ip: str, command: str) -> subprocess.CompletedProcess:
 
 
 def test_up_power_cycle_through_pcs_ssh_and_down(tmp_path):
+    with claim_nmn():
+        up_power_cycle_ssh_and_down(tmp_path)
+
+
+def up_power_cycle_ssh_and_down(tmp_path):
     lab = Lab(tmp_path / "home", new_prefix(), free_port())
     shared_base()
     try:
