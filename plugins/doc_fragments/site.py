@@ -11,6 +11,11 @@ class ModuleDocFragment(object):
     # descriptions) and, in a play, once for all modules through module_defaults with
     # group/hpc.vcluster.site.
     MODULES = r"""
+attributes:
+  action_group:
+    description: Use C(group/hpc.vcluster.site) in C(module_defaults) to set the site options once for all modules.
+    support: full
+    membership: [hpc.vcluster.site]
 options:
   site_kind:
     description:

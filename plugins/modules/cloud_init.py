@@ -30,10 +30,6 @@ attributes:
     support: full
     platforms: controller
     description: Runs where the site's API is reachable, usually the controller.
-  action_group:
-    description: Use C(group/hpc.vcluster.site) in C(module_defaults) to set the site options once for all modules.
-    support: full
-    membership: [hpc.vcluster.site]
 options:
   label:
     description:

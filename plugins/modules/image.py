@@ -42,10 +42,6 @@ attributes:
     description: >-
       Runs on the controller. On OpenCHAMI it needs podman there (C(CONTAINERS_CONF) is honoured, see
       O(containers_conf)); on CSM only the site's API.
-  action_group:
-    description: Use C(group/hpc.vcluster.site) in C(module_defaults) to set the site options once for all modules.
-    support: full
-    membership: [hpc.vcluster.site]
 options:
   name:
     description:

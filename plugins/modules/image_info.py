@@ -31,10 +31,6 @@ attributes:
     support: full
     platforms: controller
     description: Runs on the controller (podman there on OpenCHAMI).
-  action_group:
-    description: Use C(group/hpc.vcluster.site) in C(module_defaults) to set the site options once for all modules.
-    support: full
-    membership: [hpc.vcluster.site]
 options:
   name:
     description:
