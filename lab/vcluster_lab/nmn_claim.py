@@ -10,6 +10,7 @@ for it a little, then fail with a message that says how to take it down.
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import os
 import sys
 import tempfile
@@ -17,34 +18,36 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .containers import PREFIX_LABEL, podman_json
 from .inventory_data import MGMT_NETWORK
+from .nodes.podman import holder_prefix, holder_text, remove_lab, subnet_holder
 
 #: Prefixes only the test suites use (tests/lab and tests/integration).
 TEST_PREFIXES = ("vclabt", "vcmt")
 LOCK = Path(tempfile.gettempdir()) / "vcluster-lab-nmn.lock"
+NMN = ipaddress.ip_network(MGMT_NETWORK)
 
 
-def nmn_holder() -> tuple[str, str] | None:
-    """(network name, lab prefix or '') of the podman network that holds the NMN range."""
-    for row in podman_json("network", "ls", "--format", "json", what="podman networks") or []:
-        if any(sub.get("subnet") == MGMT_NETWORK for sub in row.get("subnets") or []):
-            return row.get("name", ""), (row.get("labels") or {}).get(PREFIX_LABEL, "")
-    return None
+def nmn_holder() -> dict | None:
+    """The ``podman network ls`` row of the network that holds the NMN range, if any."""
+    return subnet_holder(NMN)
+
+
+def orphaned_test_lab(net: dict) -> str:
+    """The prefix of a test lab that holds the range ('' when it is no test's)."""
+    prefix = holder_prefix(net)
+    return prefix if prefix.startswith(TEST_PREFIXES) else ""
 
 
 @contextmanager
 def claim_nmn(wait: float | None = None):
     """Hold the NMN for a test lab: lock, reclaim orphaned test labs, wait for others."""
-    from .nodes.podman import remove_lab
     if wait is None:
         wait = float(os.environ.get("VCLUSTER_TEST_NMN_WAIT", "120"))
     with open(LOCK, "w", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         deadline = time.monotonic() + wait
         while (holder := nmn_holder()) is not None:
-            network, prefix = holder
-            if prefix.startswith(TEST_PREFIXES):
+            if prefix := orphaned_test_lab(holder):
                 removed = remove_lab(prefix)
                 print(f"reclaimed the NMN from test lab {prefix}, left by a killed test run: "
                       f"{removed}", file=sys.stderr)
@@ -52,12 +55,8 @@ def claim_nmn(wait: float | None = None):
                     raise RuntimeError(f"could not remove orphaned test lab {prefix}: {removed}")
                 continue
             if time.monotonic() >= deadline:
-                who = f"lab {prefix}" if prefix else "a network this project did not make"
-                hint = (f"'VCLUSTER_LAB_PREFIX={prefix} vcluster-lab down' if it is yours"
-                        if prefix else f"'podman network rm {network}'")
-                raise RuntimeError(
-                    f"podman network {network} ({who}) holds the NMN range {MGMT_NETWORK}, which "
-                    f"the test lab needs; waited {wait:.0f} s. Take it down ({hint}) and rerun.")
+                raise RuntimeError(f"the test lab needs the NMN range {NMN}, held by "
+                                   f"{holder_text(holder)}; waited {wait:.0f} s")
             time.sleep(5)
         yield
 
@@ -66,13 +65,10 @@ def main() -> int:
     """``python -m vcluster_lab.nmn_claim``: `make test`'s pre-flight, fails at once when a
     lab that is not a test's holds the NMN (instead of each lab test waiting for it)."""
     holder = nmn_holder()
-    if holder is None or holder[1].startswith(TEST_PREFIXES):
+    if holder is None or orphaned_test_lab(holder):
         return 0
-    network, prefix = holder
-    print(f"make test: podman network {network} (lab {prefix or '?'}) holds the NMN range "
-          f"{MGMT_NETWORK}, which the test labs need. `make demo` leaves its lab up for you to "
-          "explore: take it down with `make demo-down` (or `VCLUSTER_LAB_PREFIX="
-          f"{prefix or '...'} .venv/bin/vcluster-lab down`), then run `make test` again.",
+    print(f"make test: the test labs need the NMN range {NMN}, held by {holder_text(holder)}. "
+          "`make demo` leaves its lab up for you to explore: `make demo-down` takes it down.",
           file=sys.stderr)
     return 1
 

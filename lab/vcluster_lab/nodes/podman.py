@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .. import images
-from ..containers import (NODE_LABEL, RUN_OPTIONS, XNAME_LABEL, PodmanError, image_id,
+from ..containers import (LAB_LABEL, NODE_LABEL, PREFIX_LABEL, RUN_OPTIONS, XNAME_LABEL, PodmanError, image_id,
                           is_lab_row, lab_filter, lab_labels, lab_prefix, podman, podman_json)
 from ..ssh import ensure_key, sshd_answers
 from .base import BuiltImage, DriverError, NodeSpec
@@ -47,6 +47,33 @@ def vlan_host(nid: int) -> int:
     if nid >= 100001:
         return 202 + (nid - 100001) % 50
     return 2 + (nid - 1) % 200
+
+
+def subnet_holder(subnet: ipaddress.IPv4Network) -> dict | None:
+    """The podman network (its ``network ls`` row) whose subnet overlaps ``subnet``, if any."""
+    for net in podman_json("network", "ls", "--format", "json", what="networks") or []:
+        for sub in net.get("subnets") or []:
+            try:
+                if ipaddress.ip_network(sub.get("subnet", "")).overlaps(subnet):
+                    return net
+            except ValueError:
+                continue
+    return None
+
+
+def holder_prefix(net: dict) -> str:
+    """The prefix of the lab that made podman network row ``net``, '' when no lab made it."""
+    labels = net.get("labels") or {}
+    return labels.get(PREFIX_LABEL, "") if labels.get(LAB_LABEL) == "1" else ""
+
+
+def holder_text(net: dict) -> str:
+    """Names the network that holds a range, and how to free it."""
+    prefix = holder_prefix(net)
+    if prefix:
+        return (f"podman network {net['name']} (lab {prefix}: 'VCLUSTER_LAB_PREFIX={prefix} "
+                "vcluster-lab down' if it is yours; two labs cannot share the NMN range)")
+    return f"podman network {net['name']} (not a lab's: 'podman network rm {net['name']}' if it is unused)"
 
 
 class PodmanDriver:
@@ -126,32 +153,10 @@ class PodmanDriver:
                           "--subnet", str(subnet), name, check=False, what=what)
             if proc.returncode != 0 and podman("network", "exists", name, check=False,
                                                  what=what).returncode != 0:
-                holder = self._subnet_holder(subnet)
+                holder = subnet_holder(subnet)
                 if holder:
-                    raise DriverError(
-                        f"{what}: subnet {subnet} is already used by podman network {holder}"
-                        f"{self._holder_hint(holder)}")
+                    raise DriverError(f"{what}: subnet {subnet} is already used by {holder_text(holder)}")
                 raise PodmanError(what, ["network", "create"], proc.returncode, proc.stderr)
-
-    @staticmethod
-    def _subnet_holder(subnet: ipaddress.IPv4Network) -> str | None:
-        """The podman network whose subnet overlaps ``subnet``, if any."""
-        for net in podman_json("network", "ls", "--format", "json", what="networks") or []:
-            for sub in net.get("subnets") or []:
-                try:
-                    if ipaddress.ip_network(sub.get("subnet", "")).overlaps(subnet):
-                        return net["name"]
-                except ValueError:
-                    continue
-        return None
-
-    @staticmethod
-    def _holder_hint(holder: str) -> str:
-        if holder.endswith("-mgmt"):
-            other = holder.removesuffix("-mgmt")
-            return (f" (another lab, prefix {other}, runs: 'VCLUSTER_LAB_PREFIX={other} "
-                    "vcluster-lab down' if it is yours; two labs cannot share the NMN range)")
-        return ""
 
     def ensure_mgmt_network(self) -> None:
         """The management network (NMN). Isolated too: see :meth:`vlan_attach`."""
