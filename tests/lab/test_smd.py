@@ -145,6 +145,31 @@ def test_partitions_and_memberships(oc):
     assert both.status_code == 400
 
 
+def test_partition_and_group_patch_and_member_delete(oc):
+    p, g = "/hsm/v2/partitions", "/hsm/v2/groups"
+    assert oc.post(p, json={"name": "p7", "members": {"ids": ["x1000c0s5b0n0"]}}).status_code == 201
+    assert oc.patch(p + "/p7", json={"description": "rack 7", "tags": ["Hot"]}).status_code == 204
+    assert oc.get(p + "/p7").json() == {"name": "p7", "description": "rack 7", "tags": ["hot"],
+                                        "members": {"ids": ["x1000c0s5b0n0"]}}
+    assert oc.patch(p + "/p7", json={"tags": ["bad tag!"]}).json()["detail"] == "Invalid tag."
+    assert oc.patch(p + "/p8", json={"description": "x"}).json()["detail"] == "no such partition."
+    assert oc.patch(p + "/p7", json={"other": 1}).status_code == 400
+    rm = oc.delete(p + "/p7/members/x1000c0s5b0n0")
+    assert rm.status_code == 200 and rm.json() == {"code": 0, "message": "deleted 1 entry"}
+    again = oc.delete(p + "/p7/members/x1000c0s5b0n0")
+    assert again.status_code == 404 and again.json()["detail"] == "partition has no such member."
+    assert oc.delete(p + "/p8/members/x1000c0s5b0n0").json()["detail"] == "No such partition: p8"
+    assert oc.delete(p + "/p7").status_code == 200
+    assert oc.delete(p + "/p7").json()["detail"] == "no such partition."
+
+    assert oc.post(g, json={"label": "tagme"}).status_code == 201
+    assert oc.patch(g + "/tagme", json={"tags": ["A", "b"]}).status_code == 204
+    assert oc.get(g + "/tagme").json()["tags"] == ["a", "b"]
+    assert oc.patch(g + "/nosuch", json={"tags": ["a"]}).json()["detail"] == "no such group."
+    assert oc.delete(g + "/nosuch/members/x1000c0s5b0n0").json()["detail"] == "No such group: nosuch"
+    assert oc.delete(g + "/tagme").status_code == 200
+
+
 def test_component_writes(oc):
     c = "/hsm/v2/State/Components"
     assert oc.post(c, json={"Components": [{"ID": "x5000c0s0b0n0", "State": "On", "NID": 5000}]}).status_code == 204

@@ -45,13 +45,15 @@ def _member_ids(ids: object, what: str = "group") -> list[str]:
     return out
 
 
-def _missing_components(c: sqlite3.Connection, ids: list[str]) -> list[str]:
-    if not ids:
-        return []
-    have: set[str] = set()
+def _in_chunks(c: sqlite3.Connection, sql: str, ids: list[str], args: tuple = ()):
+    """Rows of ``sql`` (ending in ``IN``) for ``ids``, 500 at a time (SQLite's variable limit)."""
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
-        have |= {r[0] for r in c.execute(f"SELECT id FROM components WHERE id IN ({','.join('?' * len(chunk))})", chunk)}
+        yield from c.execute(f"{sql} ({','.join('?' * len(chunk))})", (*args, *chunk))
+
+
+def _missing_components(c: sqlite3.Connection, ids: list[str]) -> list[str]:
+    have = {r[0] for r in _in_chunks(c, "SELECT id FROM components WHERE id IN", ids)}
     return [x for x in ids if x not in have]
 
 
@@ -96,14 +98,69 @@ def _label_arg(label: str) -> str:
 
 
 def _exclusive_conflict(c: sqlite3.Connection, excl: str, ids: list[str], label: str) -> bool:
-    if not excl or not ids:
+    if not excl:
         return False
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        if c.execute(f"SELECT 1 FROM group_members WHERE exclusive_group=? AND label != ? AND xname IN "
-                     f"({','.join('?' * len(chunk))}) LIMIT 1", (excl, label, *chunk)).fetchone():
-            return True
-    return False
+    return any(_in_chunks(c, "SELECT 1 FROM group_members WHERE exclusive_group=? AND label != ? AND xname IN",
+                          ids, (excl, label)))
+
+
+# ---------------------------------------------------------------------------- shared by groups and partitions
+# (table, key column, member table, "group"/"partition"): both resources behave alike here.
+GROUP = ("groups_", "label", "group_members", "group")
+PARTITION = ("partitions", "name", "partition_members", "partition")
+
+
+def _tags_arg(values: list, message: str) -> list[str]:
+    tags = [_field(str(t)) for t in values]
+    if any(not _ok_field(t) for t in tags):
+        raise smd_error(400, message)
+    return tags
+
+
+def _exists(c: sqlite3.Connection, kind: tuple, key: str) -> bool:
+    table, col = kind[0], kind[1]
+    return c.execute(f"SELECT 1 FROM {table} WHERE {col}=?", (key,)).fetchone() is not None
+
+
+def _delete(kind: tuple, key: str):
+    table, col, _, what = kind
+    with lab().store.write() as c:
+        n = c.execute(f"DELETE FROM {table} WHERE {col}=?", (key,)).rowcount
+    if not n:
+        raise smd_error(404, f"no such {what}.")
+    return msg(200, "deleted 1 entry")
+
+
+def _patch(kind: tuple, key: str, data: dict):
+    """PATCH description and/or tags (the only patchable fields of both)."""
+    table, col, _, what = kind
+    sets, args = [], []
+    if data.get("description") is not None:
+        sets.append("description=?")
+        args.append(str(data["description"]))
+    if data.get("tags") is not None:
+        sets.append("tags=?")
+        args.append(json.dumps(_tags_arg(data["tags"], "Invalid tag.")))
+    with lab().store.write() as c:
+        if not _exists(c, kind, key):
+            raise smd_error(404, f"no such {what}.")
+        if sets:
+            c.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE {col}=?", (*args, key))
+    return empty(204)
+
+
+def _delete_member(kind: tuple, key: str, xname: str):
+    _, col, members, what = kind
+    x = xn.normalize(xname)
+    if not xn.is_valid(x):
+        raise smd_error(400, "invalid xname ID")
+    with lab().store.write() as c:
+        if not _exists(c, kind, key):
+            raise smd_error(404, f"No such {what}: {key}")
+        n = c.execute(f"DELETE FROM {members} WHERE {col}=? AND xname=?", (key, x)).rowcount
+    if not n:
+        raise smd_error(404, f"{what} has no such member.")
+    return msg(200, "deleted 1 entry")
 
 
 # ---------------------------------------------------------------------------- groups
@@ -150,19 +207,16 @@ def groups_post():
         raise decode_error("json: cannot unmarshal into Go value of type sm.Group")
     label = _field(str(data.get("label", "")))
     excl = _field(str(data.get("exclusiveGroup") or ""))
-    tags = [_field(str(t)) for t in (data.get("tags") or [])]
-    if not label or not _ok_field(label):
-        raise smd_error(400, "couldn't validate group: group or partition field has invalid characters")
-    if excl and not _ok_field(excl):
-        raise smd_error(400, "couldn't validate group: group or partition field has invalid characters")
-    if any(not _ok_field(t) for t in tags):
-        raise smd_error(400, "couldn't validate group: group or partition field has invalid characters")
+    invalid_chars = "couldn't validate group: group or partition field has invalid characters"
+    if not label or not _ok_field(label) or (excl and not _ok_field(excl)):
+        raise smd_error(400, invalid_chars)
+    tags = _tags_arg(data.get("tags") or [], invalid_chars)
     ids = _member_ids((data.get("members") or {}).get("ids"))
     if len(set(ids)) != len(ids):
         raise smd_error(409, "operation would conflict with an existing group that has the same label "
                              "or duplicate ids found in request.")
     with lab().store.write() as c:
-        if c.execute("SELECT 1 FROM groups_ WHERE label=?", (label,)).fetchone():
+        if _exists(c, GROUP, label):
             raise smd_error(409, "operation would conflict with an existing group that has the same label "
                                  "or duplicate ids found in request.")
         if _missing_components(c, ids):
@@ -195,12 +249,7 @@ def group_get(label: str):
 
 @bp.delete("/groups/<label>")
 def group_delete(label: str):
-    label = _label_arg(label)
-    with lab().store.write() as c:
-        n = c.execute("DELETE FROM groups_ WHERE label=?", (label,)).rowcount
-    if not n:
-        raise smd_error(404, "no such group.")
-    return msg(200, "deleted 1 entry")
+    return _delete(GROUP, _label_arg(label))
 
 
 @bp.patch("/groups/<label>")
@@ -210,23 +259,7 @@ def group_patch(label: str):
         raise decode_error("json: cannot unmarshal into Go value of type sm.GroupPatch")
     if "description" not in data and "tags" not in data:
         raise smd_error(400, "Request must have at least one patch field.")
-    label = _label_arg(label)
-    sets, args = [], []
-    if data.get("description") is not None:
-        sets.append("description=?")
-        args.append(str(data["description"]))
-    if data.get("tags") is not None:
-        tags = [_field(str(t)) for t in data["tags"]]
-        if any(not _ok_field(t) for t in tags):
-            raise smd_error(400, "Invalid tag.")
-        sets.append("tags=?")
-        args.append(json.dumps(tags))
-    with lab().store.write() as c:
-        if not c.execute("SELECT 1 FROM groups_ WHERE label=?", (label,)).fetchone():
-            raise smd_error(404, "no such group.")
-        if sets:
-            c.execute(f"UPDATE groups_ SET {', '.join(sets)} WHERE label=?", (*args, label))
-    return empty(204)
+    return _patch(GROUP, _label_arg(label), data)
 
 
 @bp.get("/groups/<label>/members")
@@ -295,17 +328,7 @@ def group_members_put(label: str):
 
 @bp.delete("/groups/<label>/members/<xname>")
 def group_member_delete(label: str, xname: str):
-    label = _label_arg(label)
-    x = xn.normalize(xname)
-    if not xn.is_valid(x):
-        raise smd_error(400, "invalid xname ID")
-    with lab().store.write() as c:
-        if not c.execute("SELECT 1 FROM groups_ WHERE label=?", (label,)).fetchone():
-            raise smd_error(404, f"No such group: {label}")
-        n = c.execute("DELETE FROM group_members WHERE label=? AND xname=?", (label, x)).rowcount
-    if not n:
-        raise smd_error(404, "group has no such member.")
-    return msg(200, "deleted 1 entry")
+    return _delete_member(GROUP, _label_arg(label), xname)
 
 
 # ---------------------------------------------------------------------------- partitions
@@ -360,12 +383,11 @@ def partitions_post():
     name = _field(str(data.get("name", "")))
     if not PARTITION_NAME.match(name):
         raise smd_error(400, "couldn't validate partition: partition name must be of the form p# or p#.#")
-    tags = [_field(str(t)) for t in (data.get("tags") or [])]
-    if any(not _ok_field(t) for t in tags):
-        raise smd_error(400, "couldn't validate partition: group or partition field has invalid characters")
+    tags = _tags_arg(data.get("tags") or [],
+                     "couldn't validate partition: group or partition field has invalid characters")
     ids = _member_ids((data.get("members") or {}).get("ids"), "partition")
     with lab().store.write() as c:
-        if c.execute("SELECT 1 FROM partitions WHERE name=?", (name,)).fetchone():
+        if _exists(c, PARTITION, name):
             raise smd_error(409, "operation would conflict with an existing partition that has the same name.")
         if _missing_components(c, ids):
             raise smd_error(400, "linked component does not exist")
@@ -378,12 +400,7 @@ def partitions_post():
 
 
 def _in_partition(c: sqlite3.Connection, ids: list[str]) -> bool:
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        if c.execute(f"SELECT 1 FROM partition_members WHERE xname IN ({','.join('?' * len(chunk))}) LIMIT 1",
-                     chunk).fetchone():
-            return True
-    return False
+    return any(_in_chunks(c, "SELECT 1 FROM partition_members WHERE xname IN", ids))
 
 
 @bp.get("/partitions/names")
@@ -404,12 +421,7 @@ def partition_get(name: str):
 
 @bp.delete("/partitions/<name>")
 def partition_delete(name: str):
-    name = _pname_arg(name)
-    with lab().store.write() as c:
-        n = c.execute("DELETE FROM partitions WHERE name=?", (name,)).rowcount
-    if not n:
-        raise smd_error(404, "no such partition.")
-    return msg(200, "deleted 1 entry")
+    return _delete(PARTITION, _pname_arg(name))
 
 
 @bp.patch("/partitions/<name>")
@@ -420,17 +432,7 @@ def partition_patch(name: str):
         raise decode_error("json: cannot unmarshal into Go value of type sm.PartitionPatch")
     if "description" not in data and "tags" not in data:
         raise smd_error(400, "Request must have at least one patch field.")
-    with lab().store.write() as c:
-        if not c.execute("SELECT 1 FROM partitions WHERE name=?", (name,)).fetchone():
-            raise smd_error(404, "no such partition.")
-        if data.get("description") is not None:
-            c.execute("UPDATE partitions SET description=? WHERE name=?", (str(data["description"]), name))
-        if data.get("tags") is not None:
-            tags = [_field(str(t)) for t in data["tags"]]
-            if any(not _ok_field(t) for t in tags):
-                raise smd_error(400, "Invalid tag.")
-            c.execute("UPDATE partitions SET tags=? WHERE name=?", (json.dumps(tags), name))
-    return empty(204)
+    return _patch(PARTITION, name, data)
 
 
 @bp.get("/partitions/<name>/members")
@@ -451,7 +453,7 @@ def partition_members_post(name: str):
         raise decode_error("json: cannot unmarshal into Go value of type sm.MemberAddBody")
     x = xn.normalize(str(data.get("id", "")))
     with lab().store.write() as c:
-        if not c.execute("SELECT 1 FROM partitions WHERE name=?", (name,)).fetchone():
+        if not _exists(c, PARTITION, name):
             raise smd_error(404, f"No such partition: {name}")
         row = c.execute("SELECT name FROM partition_members WHERE xname=?", (x,)).fetchone()
         if row and row[0] == name:
@@ -466,17 +468,7 @@ def partition_members_post(name: str):
 
 @bp.delete("/partitions/<name>/members/<xname>")
 def partition_member_delete(name: str, xname: str):
-    name = _pname_arg(name)
-    x = xn.normalize(xname)
-    if not xn.is_valid(x):
-        raise smd_error(400, "invalid xname ID")
-    with lab().store.write() as c:
-        if not c.execute("SELECT 1 FROM partitions WHERE name=?", (name,)).fetchone():
-            raise smd_error(404, f"No such partition: {name}")
-        n = c.execute("DELETE FROM partition_members WHERE name=? AND xname=?", (name, x)).rowcount
-    if not n:
-        raise smd_error(404, "partition has no such member.")
-    return msg(200, "deleted 1 entry")
+    return _delete_member(PARTITION, _pname_arg(name), xname)
 
 
 # ---------------------------------------------------------------------------- memberships
