@@ -106,7 +106,9 @@ def test_records_validation_and_soft_delete(csm):
     assert img["arch"] == "aarch64"
     link = {"path": f"s3://boot-images/{img['id']}/manifest.json", "type": "s3", "etag": "e"}
     assert csm.patch(f"/apis/ims/v3/images/{img['id']}", json={"link": link}).status_code == 200
-    assert csm.patch(f"/apis/ims/v3/images/{img['id']}", json={"link": link}).status_code == 409
+    twice = csm.patch(f"/apis/ims/v3/images/{img['id']}", json={"link": link})
+    assert twice.status_code == 409
+    assert twice.json()["detail"] == "The IMS image record has already been associated with an artifact link"
     patched = csm.patch(f"/apis/ims/v3/images/{img['id']}",
                         json={"metadata": {"operation": "set", "key": "owner", "value": "blue"}}).json()
     assert patched["metadata"] == {"owner": "blue"}
@@ -118,3 +120,18 @@ def test_records_validation_and_soft_delete(csm):
     back = csm.get(f"/apis/ims/v3/images/{img['id']}").json()
     assert back["link"]["path"] == link["path"] and "deleted" not in back
     assert csm.get(f"/apis/ims/v3/deleted/images/{img['id']}").status_code == 404
+
+
+def test_recipe_patch(csm):
+    rec = recipe(csm, template_dictionary=[{"key": "a", "value": 1}])
+    assert rec["template_dictionary"] == [{"key": "a", "value": "1"}] and "link" not in rec
+    url = f"/apis/ims/v3/recipes/{rec['id']}"
+    link = {"path": f"s3://ims/recipes/{rec['id']}/recipe.tar.gz", "type": "s3", "etag": "e"}
+    patched = csm.patch(url, json={"link": link, "arch": "aarch64",
+                                   "template_dictionary": [{"key": "b", "value": "2"}]}).json()
+    assert (patched["link"]["path"], patched["arch"]) == (link["path"], "aarch64")
+    assert patched["template_dictionary"] == [{"key": "b", "value": "2"}]
+    twice = csm.patch(url, json={"link": link})
+    assert twice.status_code == 409
+    assert twice.json()["detail"] == "The IMS recipe record has already been associated with an artifact link"
+    assert csm.get(url).json()["arch"] == "aarch64"

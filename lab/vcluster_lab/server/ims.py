@@ -101,6 +101,27 @@ def _soft_delete(kind: str, label: str, oid: str):
     lab().store.doc_move(kind, oid, "deleted." + kind, doc)
 
 
+def _delete_all(kind: str, label: str):
+    for oid in lab().store.doc_ids(kind):
+        _soft_delete(kind, label, oid)
+    return empty(204)
+
+
+def _patch_link_arch(rec: dict, data: dict, what: str) -> None:
+    """PATCH of ``link`` (once only: IMS refuses to re-link an artifact) and ``arch``."""
+    if "link" in data:
+        if rec.get("link") and rec["link"].get("path"):
+            raise ApiError(409, f"The IMS {what} record has already been associated with an artifact link",
+                           title="Conflict")
+        rec["link"] = _link(data["link"])
+    if "arch" in data:
+        rec["arch"] = _arch(data["arch"])
+
+
+def _template_dictionary(pairs: list) -> list[dict]:
+    return [{"key": str(p["key"]), "value": str(p["value"])} for p in pairs or []]
+
+
 # ---------------------------------------------------------------------------- recipes
 @bp.get("/v3/recipes")
 def recipes_get():
@@ -124,7 +145,7 @@ def recipes_post():
     rec = {"id": rid, "created": now(), "name": str(data["name"]), "recipe_type": data["recipe_type"],
            "linux_distribution": data["linux_distribution"], "arch": _arch(data.get("arch")),
            "require_dkms": bool(data.get("require_dkms", False)),
-           "template_dictionary": [{"key": str(p["key"]), "value": str(p["value"])} for p in td]}
+           "template_dictionary": _template_dictionary(td)}
     link = _link(data.get("link"))
     if link:
         rec["link"] = link
@@ -134,9 +155,7 @@ def recipes_post():
 
 @bp.delete("/v3/recipes")
 def recipes_delete_all():
-    for rid in lab().store.doc_ids("ims.recipe"):
-        _soft_delete("ims.recipe", "Recipe", rid)
-    return empty(204)
+    return _delete_all("ims.recipe", "Recipe")
 
 
 @bp.get("/v3/recipes/<rid>")
@@ -148,18 +167,11 @@ def recipe_get(rid: str):
 def recipe_patch(rid: str):
     rec = _get("ims.recipe", "Recipe", rid)
     data = body()
-    if "link" in data:
-        if rec.get("link") and rec["link"].get("path"):
-            raise ApiError(409, "The IMS recipe record has already been associated with an artifact link",
-                           title="Conflict")
-        rec["link"] = _link(data["link"])
-    if "arch" in data:
-        rec["arch"] = _arch(data["arch"])
+    _patch_link_arch(rec, data, "recipe")
     if "require_dkms" in data:
         rec["require_dkms"] = bool(data["require_dkms"])
     if "template_dictionary" in data:
-        rec["template_dictionary"] = [{"key": str(p["key"]), "value": str(p["value"])}
-                                      for p in data["template_dictionary"] or []]
+        rec["template_dictionary"] = _template_dictionary(data["template_dictionary"])
     lab().store.doc_put("ims.recipe", rid, rec)
     return reply(rec)
 
@@ -253,9 +265,7 @@ def images_post():
 
 @bp.delete("/v3/images")
 def images_delete_all():
-    for iid in lab().store.doc_ids("ims.image"):
-        _soft_delete("ims.image", "Image", iid)
-    return empty(204)
+    return _delete_all("ims.image", "Image")
 
 
 @bp.get("/v3/images/<iid>")
@@ -267,13 +277,7 @@ def image_get(iid: str):
 def image_patch(iid: str):
     rec = _get("ims.image", "Image", iid)
     data = body()
-    if "link" in data:
-        if rec.get("link") and rec["link"].get("path"):
-            raise ApiError(409, "The IMS image record has already been associated with an artifact link",
-                           title="Conflict")
-        rec["link"] = _link(data["link"])
-    if "arch" in data:
-        rec["arch"] = _arch(data["arch"])
+    _patch_link_arch(rec, data, "image")
     if "metadata" in data:
         m = data["metadata"] or {}
         if m.get("operation") not in ("set", "remove") or not m.get("key"):
