@@ -16,9 +16,11 @@ CACHE       := $(ROOT)/.cache
 STAMP       := $(VENV)/.stamp
 ANSIBLE_WHEEL := ansible==12.3.0
 
-# Debian packages: podman and friends for the lab nodes, debootstrap for the base image,
-# ssh client for Ansible, git for the sanity copy.
-APT_PACKAGES := podman runc aardvark-dns netavark debootstrap openssh-client git ca-certificates iproute2
+# Debian packages: podman and friends for the lab nodes (netavark needs iptables, which
+# Debian only suggests), debootstrap for the base image, ssh client for Ansible, git for
+# the sanity copy, python3-venv for .venv. bindep.txt lists the same set (a test keeps them
+# in step) and lab/vcluster_lab/host_deps.py says which executable each one provides.
+APT_PACKAGES := podman runc aardvark-dns netavark iptables debootstrap openssh-client git ca-certificates iproute2 python3-venv
 
 export ANSIBLE_CONFIG       := $(ROOT)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
@@ -82,7 +84,7 @@ lint: venv
 # which ignores the scratch directory, and silently tests nothing. lab/ (the lab's own
 # Python package and its reference specs) and .ci/ are not collection content.
 # HOME points at a project cache holding an offline stand-in for ansible-test's get-pip.
-SANITY_ROOT := $(or $(TMPDIR),/tmp)/hpc-vcluster-sanity-$(shell id -u)
+SANITY_ROOT := $(or $(TMPDIR),/tmp)/hpc-vcluster-sanity-$(shell id -u)-$(shell printf %s '$(ROOT)' | md5sum | cut -c1-8)
 SANITY_TREE := $(SANITY_ROOT)/ansible_collections/hpc/vcluster
 sanity: venv
 	@echo "== ansible-test sanity"
