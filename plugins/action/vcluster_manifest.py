@@ -96,12 +96,19 @@ class ActionModule(ActionBase):
         except ManifestError as exc:
             result.update(failed=True, msg=str(exc), errors=exc.errors)
             return result
-        recipe = normalized["image"].get("recipe")
-        if recipe and base_dir and not os.path.isabs(recipe):
-            normalized["image"]["recipe"] = os.path.normpath(os.path.join(base_dir, recipe))
-        if recipe and not os.path.isfile(normalized["image"]["recipe"]):
-            result.update(failed=True, msg="%s is invalid:\n  image.recipe: file %s does not exist" % (
-                source, normalized["image"]["recipe"]), errors=["image.recipe: file does not exist"])
+        # recipes are relative to the manifest; the node groups' boot images are the same objects
+        images = [("image", normalized["image"])] + [
+            ("nodes.%s.image" % group, spec["image"]) for group, spec in sorted(normalized["nodes"].items())
+            if "image" in spec]
+        missing = []
+        for field, image in images:
+            recipe = image.get("recipe")
+            if recipe and base_dir and not os.path.isabs(recipe):
+                image["recipe"] = os.path.normpath(os.path.join(base_dir, recipe))
+            if recipe and not os.path.isfile(image["recipe"]):
+                missing.append("%s.recipe: file %s does not exist" % (field, image["recipe"]))
+        if missing:
+            result.update(failed=True, msg="%s is invalid:\n  %s" % (source, "\n  ".join(missing)), errors=missing)
             return result
         for vs in normalized["vservices"]:
             external = "source" in vs

@@ -164,7 +164,8 @@ def playbook(lab: Lab, face: str, text: str, *, check: bool = False, diff: bool 
     for play in out.get("plays", []):
         for task in play.get("tasks", []):
             results = task.get("hosts", {})
-            tasks[task["task"]["name"]] = next(iter(results.values())) if len(results) == 1 else results
+            # a role's task is "<role> : <name>"; tests name the task
+            tasks[task["task"]["name"].split(" : ", 1)[-1]] = next(iter(results.values())) if len(results) == 1 else results
     result = {"tasks": tasks, "stats": out.get("stats", {}), "rc": proc.returncode, "stderr": proc.stderr}
     if not expect_failure:
         failed = {name: r.get("msg") for name, r in tasks.items() if isinstance(r, dict) and r.get("failed")}
