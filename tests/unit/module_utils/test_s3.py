@@ -1,0 +1,130 @@
+"""The S3 client: SigV4 as AWS publishes it, path-style requests, bucket made on first write, listing pages."""
+import datetime
+import re
+
+import pytest
+import responses
+
+from ansible_collections.hpc.vcluster.plugins.module_utils._api import Transport
+from ansible_collections.hpc.vcluster.plugins.module_utils._s3 import (
+    EMPTY_SHA256, S3Client, S3Credentials, sign_v4, site_s3_credentials)
+from ansible_collections.hpc.vcluster.plugins.module_utils._site import Site, SiteError
+
+
+@pytest.fixture
+def rsps():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def test_signature_matches_the_published_aws_example():
+    # AWS S3 API reference, "Signature Calculations for the Authorization Header", example GET Object
+    headers = {"Host": "examplebucket.s3.amazonaws.com", "Range": "bytes=0-9",
+               "x-amz-content-sha256": EMPTY_SHA256, "x-amz-date": "20130524T000000Z"}
+    auth = sign_v4("GET", "https://examplebucket.s3.amazonaws.com/test.txt", headers, EMPTY_SHA256,
+                   "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "us-east-1", "20130524T000000Z")
+    assert auth == ("AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
+                    "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
+                    "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
+
+
+class FakeS3:
+    """Path-style S3 under http://s3.test/store that checks each request's signature with sign_v4."""
+
+    def __init__(self, rsps, secret="sk", page=2):
+        self.buckets, self.secret, self.page = {}, secret, page
+        self.requests = []
+        rsps.add_callback("PUT", re.compile(r"http://s3\.test/store/.*"), callback=self._put)
+        rsps.add_callback("GET", re.compile(r"http://s3\.test/store/.*"), callback=self._get)
+
+    def _check(self, request):
+        headers = dict(request.headers)
+        auth = headers.pop("Authorization")
+        names = re.search(r"SignedHeaders=([^,]+)", auth).group(1).split(";")
+        signed = dict((k, v) for k, v in headers.items() if k.lower() in names)
+        signed.setdefault("Host", "s3.test")
+        body = request.body or b""
+        assert headers["x-amz-content-sha256"] == __import__("hashlib").sha256(body).hexdigest()
+        assert auth == sign_v4(request.method, request.url, signed, headers["x-amz-content-sha256"], "ak",
+                               self.secret, "us-east-1", headers["x-amz-date"])
+        self.requests.append((request.method, request.url))
+
+    def _put(self, request):
+        self._check(request)
+        path = request.url.split("/store/", 1)[1]
+        bucket, _, key = path.partition("/")
+        if not key:
+            if bucket in self.buckets:
+                return (409, {}, "<Error><Code>BucketAlreadyOwnedByYou</Code></Error>")
+            self.buckets[bucket] = {}
+            return (200, {}, "")
+        if bucket not in self.buckets:
+            return (404, {}, "<Error><Code>NoSuchBucket</Code></Error>")
+        self.buckets[bucket][key] = request.body
+        return (200, {"ETag": '"abc"'}, "")
+
+    def _get(self, request):
+        self._check(request)
+        path, _, query = request.url.split("/store/", 1)[1].partition("?")
+        bucket, _, key = path.partition("/")
+        if bucket not in self.buckets:
+            return (404, {}, "<Error><Code>NoSuchBucket</Code></Error>")
+        if key:
+            body = self.buckets[bucket].get(key)
+            return (200, {}, body) if body is not None else (404, {}, "<Error><Code>NoSuchKey</Code></Error>")
+        params = dict(p.split("=", 1) for p in query.split("&"))
+        keys = sorted(k for k in self.buckets[bucket] if k.startswith(params.get("prefix", "").replace("%2F", "/")))
+        start = int(params.get("continuation-token", "0"))
+        chunk = keys[start:start + self.page]
+        more = start + self.page < len(keys)
+        ns = "http://s3.amazonaws.com/doc/2006-03-01/"
+        xml = '<ListBucketResult xmlns="%s">%s<IsTruncated>%s</IsTruncated>%s</ListBucketResult>' % (
+            ns, "".join("<Contents><Key>%s</Key></Contents>" % k for k in chunk), "true" if more else "false",
+            "<NextContinuationToken>%d</NextContinuationToken>" % (start + self.page) if more else "")
+        return (200, {"Content-Type": "application/xml"}, xml)
+
+
+def client(session_token=None):
+    site = Site.from_options({"site_kind": "openchami", "api_url": "http://api.test"})
+    clock = lambda: datetime.datetime(2026, 12, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)  # noqa: E731
+    return S3Client(Transport(site, None, retries=0), S3Credentials("http://s3.test/store", "ak", "sk", session_token),
+                    clock=clock)
+
+
+def test_put_makes_the_bucket_get_and_list_all_pages(rsps):
+    store = FakeS3(rsps)
+    s3 = client()
+    assert s3.keys("releases", "demo/") == [] and s3.get("releases", "demo/000001.json") is None
+    for i in range(5):
+        assert s3.put("releases", "demo/%06d.json" % (i + 1), b'{"seq": %d}' % (i + 1)) == "abc"
+    s3.put("releases", "other/000001.json", b"{}")
+    assert s3.keys("releases", "demo/") == ["demo/%06d.json" % (i + 1) for i in range(5)]
+    assert s3.get("releases", "demo/000003.json") == b'{"seq": 3}'
+    assert ("PUT", "http://s3.test/store/releases") in store.requests  # the bucket, once
+    assert sum(1 for r in store.requests if r == ("PUT", "http://s3.test/store/releases")) == 1
+
+
+def test_session_token_is_signed(rsps):
+    store = FakeS3(rsps)
+    client("tok").create_bucket("b")
+    assert store.buckets == {"b": {}}
+
+
+def test_credentials_need_all_static_options_or_a_csm_site(monkeypatch):
+    for var in ("VCLUSTER_S3_URL", "VCLUSTER_S3_ACCESS_KEY", "VCLUSTER_S3_SECRET_KEY", "S3_ACCESS", "S3_SECRET"):
+        monkeypatch.delenv(var, raising=False)
+
+    class Clients:
+        site = Site.from_options({"site_kind": "openchami", "api_url": "http://api.test"})
+
+    with pytest.raises(SiteError) as err:
+        site_s3_credentials(Clients, {"s3_access_key": "ak"})
+    assert "s3_url, s3_access_key and s3_secret_key together" in str(err.value)
+    with pytest.raises(SiteError) as err:
+        site_s3_credentials(Clients, {})
+    assert "MinIO" in str(err.value)
+    monkeypatch.setenv("S3_ACCESS", "ak")
+    monkeypatch.setenv("S3_SECRET", "sk")
+    monkeypatch.setenv("VCLUSTER_S3_URL", "http://s3.test")
+    creds = site_s3_credentials(Clients, {})
+    assert (creds.endpoint, creds.access_key, creds.secret_key) == ("http://s3.test", "ak", "sk")
