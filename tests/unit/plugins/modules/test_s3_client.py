@@ -3,18 +3,13 @@ import datetime
 import re
 
 import pytest
-import responses
 
 from ansible_collections.hpc.vcluster.plugins.module_utils._api import Transport
 from ansible_collections.hpc.vcluster.plugins.module_utils._s3 import (
     EMPTY_SHA256, S3Client, S3Credentials, sign_v4, site_s3_credentials)
 from ansible_collections.hpc.vcluster.plugins.module_utils._site import Site, SiteError
 
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
+from vc_harness import FakeS3
 
 
 def test_signature_matches_the_published_aws_example():
@@ -26,62 +21,6 @@ def test_signature_matches_the_published_aws_example():
     assert auth == ("AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
                     "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
                     "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
-
-
-class FakeS3:
-    """Path-style S3 under http://s3.test/store that checks each request's signature with sign_v4."""
-
-    def __init__(self, rsps, secret="sk", page=2):
-        self.buckets, self.secret, self.page = {}, secret, page
-        self.requests = []
-        rsps.add_callback("PUT", re.compile(r"http://s3\.test/store/.*"), callback=self._put)
-        rsps.add_callback("GET", re.compile(r"http://s3\.test/store/.*"), callback=self._get)
-
-    def _check(self, request):
-        headers = dict(request.headers)
-        auth = headers.pop("Authorization")
-        names = re.search(r"SignedHeaders=([^,]+)", auth).group(1).split(";")
-        signed = dict((k, v) for k, v in headers.items() if k.lower() in names)
-        signed.setdefault("Host", "s3.test")
-        body = request.body or b""
-        assert headers["x-amz-content-sha256"] == __import__("hashlib").sha256(body).hexdigest()
-        assert auth == sign_v4(request.method, request.url, signed, headers["x-amz-content-sha256"], "ak",
-                               self.secret, "us-east-1", headers["x-amz-date"])
-        self.requests.append((request.method, request.url))
-
-    def _put(self, request):
-        self._check(request)
-        path = request.url.split("/store/", 1)[1]
-        bucket, _, key = path.partition("/")
-        if not key:
-            if bucket in self.buckets:
-                return (409, {}, "<Error><Code>BucketAlreadyOwnedByYou</Code></Error>")
-            self.buckets[bucket] = {}
-            return (200, {}, "")
-        if bucket not in self.buckets:
-            return (404, {}, "<Error><Code>NoSuchBucket</Code></Error>")
-        self.buckets[bucket][key] = request.body
-        return (200, {"ETag": '"abc"'}, "")
-
-    def _get(self, request):
-        self._check(request)
-        path, _, query = request.url.split("/store/", 1)[1].partition("?")
-        bucket, _, key = path.partition("/")
-        if bucket not in self.buckets:
-            return (404, {}, "<Error><Code>NoSuchBucket</Code></Error>")
-        if key:
-            body = self.buckets[bucket].get(key)
-            return (200, {}, body) if body is not None else (404, {}, "<Error><Code>NoSuchKey</Code></Error>")
-        params = dict(p.split("=", 1) for p in query.split("&"))
-        keys = sorted(k for k in self.buckets[bucket] if k.startswith(params.get("prefix", "").replace("%2F", "/")))
-        start = int(params.get("continuation-token", "0"))
-        chunk = keys[start:start + self.page]
-        more = start + self.page < len(keys)
-        ns = "http://s3.amazonaws.com/doc/2006-03-01/"
-        xml = '<ListBucketResult xmlns="%s">%s<IsTruncated>%s</IsTruncated>%s</ListBucketResult>' % (
-            ns, "".join("<Contents><Key>%s</Key></Contents>" % k for k in chunk), "true" if more else "false",
-            "<NextContinuationToken>%d</NextContinuationToken>" % (start + self.page) if more else "")
-        return (200, {"Content-Type": "application/xml"}, xml)
 
 
 def client(session_token=None):
