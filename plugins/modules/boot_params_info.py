@@ -87,9 +87,7 @@ missing:
 """
 
 from ansible_collections.hpc.vcluster.plugins.module_utils._images import image_of, normalize_params
-from ansible_collections.hpc.vcluster.plugins.module_utils._module import SiteModule
-from ansible_collections.hpc.vcluster.plugins.module_utils._targets import (
-    TARGET_MUTUALLY_EXCLUSIVE, TARGET_REQUIRED_ONE_OF, module_targets, target_argument_spec)
+from ansible_collections.hpc.vcluster.plugins.module_utils._info import run_target_info
 
 
 def without_root(params):
@@ -97,14 +95,11 @@ def without_root(params):
     return " ".join(w for w in normalize_params(params).split(" ") if w and not w.startswith("root="))
 
 
-def run_module(module):
-    targets = module_targets(module, allow_empty=True, missing_ok=module.params["missing_ok"])
+def read(module, targets):
     current = module.clients.bss.by_host(targets) if targets else {}
     for triple in current.values():
         triple["params"] = normalize_params(triple["params"])
     return {
-        "changed": False,
-        "nodes": targets,
         "boot_params": current,
         "image": dict((x, image_of(current.get(x))) for x in targets),
         "kernel_params": dict((x, without_root(t["params"])) for x, t in current.items()),
@@ -113,11 +108,7 @@ def run_module(module):
 
 
 def main():
-    argument_spec = target_argument_spec()
-    argument_spec.update(missing_ok=dict(type="bool", default=False))
-    module = SiteModule(argument_spec, access_control=True, supports_check_mode=True,
-                        mutually_exclusive=TARGET_MUTUALLY_EXCLUSIVE, required_one_of=TARGET_REQUIRED_ONE_OF)
-    module.run(lambda: run_module(module))
+    run_target_info(read)
 
 
 if __name__ == "__main__":

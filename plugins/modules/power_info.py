@@ -91,18 +91,13 @@ errors:
   sample: {x9999c0s0b0n0: "Missing xname"}
 """
 
-from ansible_collections.hpc.vcluster.plugins.module_utils._module import SiteModule
-from ansible_collections.hpc.vcluster.plugins.module_utils._targets import (
-    TARGET_MUTUALLY_EXCLUSIVE, TARGET_REQUIRED_ONE_OF, module_targets, target_argument_spec)
+from ansible_collections.hpc.vcluster.plugins.module_utils._info import run_target_info
 
 
-def run_module(module):
-    targets = module_targets(module, allow_empty=True, missing_ok=module.params["missing_ok"])
+def read(module, targets):
     status = module.clients.pcs.power_status(targets) if targets else {}
     power = dict((x, item.get("powerState") or "undefined") for x, item in status.items())
     return {
-        "changed": False,
-        "nodes": targets,
         "power_state": power,
         "management_state": dict((x, item.get("managementState") or "") for x, item in status.items()),
         "on": sorted(x for x, p in power.items() if p == "on"),
@@ -112,11 +107,7 @@ def run_module(module):
 
 
 def main():
-    argument_spec = target_argument_spec()
-    argument_spec.update(missing_ok=dict(type="bool", default=False))
-    module = SiteModule(argument_spec, access_control=True, supports_check_mode=True,
-                        mutually_exclusive=TARGET_MUTUALLY_EXCLUSIVE, required_one_of=TARGET_REQUIRED_ONE_OF)
-    module.run(lambda: run_module(module))
+    run_target_info(read)
 
 
 if __name__ == "__main__":
