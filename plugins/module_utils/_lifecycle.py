@@ -133,12 +133,10 @@ def batches(nodes, size, max_unavailable=None, total=None, unavailable=0):
 def _paths_of(value, path=()):
     if isinstance(value, dict):
         for key, item in value.items():
-            for found in _paths_of(item, path + (key,)):
-                yield found
+            yield from _paths_of(item, path + (key,))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            for found in _paths_of(item, path + (index,)):
-                yield found
+            yield from _paths_of(item, path + (index,))
     elif value == MASK:
         yield path
 

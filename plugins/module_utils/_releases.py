@@ -168,6 +168,6 @@ def make_record(name, seq, params, history, now=None):
         "vservices": params.get("vservices") or [],
         "nodes": nodes,
         "fingerprints": params.get("fingerprints") or {},
-        "message": params.get("message") or "",
+        "message": params.get("note") or "",
         "based_on": before["seq"] if before else None,
     }

@@ -19,7 +19,7 @@ import datetime
 import hashlib
 import hmac
 import os
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 from urllib.parse import quote, unquote, urlsplit
 
@@ -58,8 +58,8 @@ def sign_v4(method, url, headers, payload_sha256, access_key, secret_key, region
     parts = urlsplit(url)
     query = []
     for item in [p for p in parts.query.split("&") if p]:
-        key, _, value = item.partition("=")
-        query.append((unquote(key), unquote(value)))
+        key, sep, value = item.partition("=")
+        query.append((unquote(key), unquote(value) if sep else ""))
     names = sorted(h.lower() for h in headers)
     lowered = dict((k.lower(), " ".join(str(v).split())) for k, v in headers.items())
     canonical = "\n".join([

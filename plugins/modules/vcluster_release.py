@@ -76,7 +76,7 @@ options:
     default: []
   nodes:
     description:
-      - The members, each with its node group (C({xname: node group})).
+      - The members, each mapped to its node group (xname to node group name).
     type: dict
     default: {}
   nodes_behind:
@@ -96,9 +96,9 @@ options:
       - Who ran it (C(user), C(host), C(job)); missing fields are the controller's user, host and AWX job id (E(JOB_ID)).
     type: dict
     default: {}
-  message:
+  note:
     description:
-      - A line for the history (what changed, which nodes failed).
+      - A line for the history (what changed, which nodes failed); the record's C(message).
     type: str
     default: ""
 seealso:
@@ -175,7 +175,7 @@ def main():
         nodes_behind=dict(type="list", elements="str", default=[]),
         fingerprints=dict(type="dict", default={}),
         who=dict(type="dict", default={}),
-        message=dict(type="str", default=""),
+        note=dict(type="str", default=""),
     )
     module = SiteModule(argument_spec, access_control=True, supports_check_mode=True)
     module.run(lambda: run_module(module))

@@ -138,5 +138,5 @@ def test_kernel_parameters_are_one_line_without_root():
     m["nodes"]["compute"]["kernel_params"] = "quiet\nrm -rf /"
     m["nodes"]["compute"]["image"] = {"name": "Bad Name"}
     errs = errors_of(m)
-    assert [e.split(":")[0] for e in errs] == ["kernel_params", "nodes.compute.image", "nodes.compute.image.name",
-                                              "nodes.compute.kernel_params"], errs
+    fields = ["kernel_params", "nodes.compute.image", "nodes.compute.image.name", "nodes.compute.kernel_params"]
+    assert [e.split(":")[0] for e in errs] == fields, errs

@@ -1,6 +1,5 @@
 """The S3 client: SigV4 as AWS publishes it, path-style requests, bucket made on first write, listing pages."""
 import datetime
-import re
 
 import pytest
 
@@ -23,9 +22,13 @@ def test_signature_matches_the_published_aws_example():
                     "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
 
 
+def noon():
+    return datetime.datetime(2026, 12, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
+
+
 def client(session_token=None):
     site = Site.from_options({"site_kind": "openchami", "api_url": "http://api.test"})
-    clock = lambda: datetime.datetime(2026, 12, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)  # noqa: E731
+    clock = noon
     return S3Client(Transport(site, None, retries=0), S3Credentials("http://s3.test/store", "ak", "sk", session_token),
                     clock=clock)
 

@@ -41,7 +41,7 @@ def test_failed_update_keeps_the_nodes_behind_on_their_release_and_rollback_targ
     FakeS3(rsps)
     run(vcluster_release.main, release())
     run(vcluster_release.main, release(operation="update", result="failed", manifest_digest="sha256:b",
-                                       nodes_behind=[N1], message="batch 1 failed"))
+                                       nodes_behind=[N1], note="batch 1 failed"))
     info = run(vcluster_info.main, dict(STORE, name="demo"))
     assert [h["id"] for h in info["history"]] == ["demo-000001", "demo-000002"]
     assert info["latest"]["nodes"] == {N0: {"node_group": "compute", "release": 2},

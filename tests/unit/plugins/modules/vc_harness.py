@@ -324,7 +324,7 @@ class FakeS3:
     def _put(self, request):
         self._check(request)
         path = request.url.split("/store/", 1)[1]
-        bucket, _, key = path.partition("/")
+        bucket, key = (path.split("/", 1) + [""])[:2]
         if not key:
             if bucket in self.buckets:
                 return (409, {}, "<Error><Code>BucketAlreadyOwnedByYou</Code></Error>")
@@ -337,8 +337,8 @@ class FakeS3:
 
     def _get(self, request):
         self._check(request)
-        path, _, query = request.url.split("/store/", 1)[1].partition("?")
-        bucket, _, key = path.partition("/")
+        path, query = (request.url.split("/store/", 1)[1].split("?", 1) + [""])[:2]
+        bucket, key = (path.split("/", 1) + [""])[:2]
         if bucket not in self.buckets:
             return (404, {}, "<Error><Code>NoSuchBucket</Code></Error>")
         if key:
