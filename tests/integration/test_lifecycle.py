@@ -116,11 +116,12 @@ def life(lab, tmp_path_factory):
 
 def test_rerun_changes_nothing_skips_the_vservices_and_repairs_drift(life):
     m = {"vcluster_manifest": manifest(life.tmp)}
+    recorded = len(life.history())
     again = life.run("deploy", extra_vars=m)
     assert changed_hosts(again) == {}
     applied = again["tasks"]["Apply each vService on its node groups"]
     assert applied and all(r.get("skipped") for r in applied.values()), applied
-    assert len(life.history()) == 1  # nothing new to record
+    assert len(life.history()) == recorded  # nothing new to record
 
     # drift: a file changed and a daemon stopped by hand
     life.sh(COMPUTES[1], "echo 'SLURMD_OPTIONS=--bogus' > /etc/default/slurmd && systemctl stop munge")
@@ -139,7 +140,7 @@ def test_config_only_slurm_change_is_a_reconfigure(life):
     assert changes == [{"name": "slurm", "change": "reconfigure", "detail": "config: partitions"}]
     assert "MaxTime=00:45:00" in life.ctl("scontrol show partition batch")
     assert (life.ctl(pids.format("slurmctld")), life.sh(COMPUTES[0], pids.format("slurmd"))) == before
-    assert [r["operation"] for r in life.history()] == ["deploy", "update"]
+    assert [r["operation"] for r in life.history()][-2:] == ["deploy", "update"]
 
 
 def submit(life, seconds: int) -> str:
