@@ -19,8 +19,8 @@ import os
 import re
 import socket
 
-from ansible_collections.hpc.vcluster.plugins.module_utils._s3 import S3Client, site_s3_credentials
-from ansible_collections.hpc.vcluster.plugins.module_utils._site import SiteError
+from ansible_collections.hpc.vcluster.plugins.module_utils._s3 import S3_OPTION_ENV, S3Client, site_s3_credentials
+from ansible_collections.hpc.vcluster.plugins.module_utils._site import SiteError, nonempty_env_fallback
 
 RELEASE_API = "hpc.vcluster/release/v1"
 DEFAULT_BUCKET = "vcluster-releases"
@@ -32,13 +32,16 @@ _ID = re.compile(r"^(?:([a-z][a-z0-9_]*)-)?0*([0-9]+)$")
 
 
 def store_argument_spec():
-    """The release store's options (doc fragment hpc.vcluster.release_store)."""
+    """The release store's options (doc fragment hpc.vcluster.release_store), each with its environment variable."""
+    def env(*names):
+        return (nonempty_env_fallback, list(names))
+
     return dict(
-        s3_url=dict(type="str"),
-        s3_access_key=dict(type="str", no_log=False),
-        s3_secret_key=dict(type="str", no_log=True),
-        s3_region=dict(type="str"),
-        release_bucket=dict(type="str"),
+        s3_url=dict(type="str", fallback=env(*S3_OPTION_ENV["s3_url"])),
+        s3_access_key=dict(type="str", no_log=False, fallback=env(*S3_OPTION_ENV["s3_access_key"])),
+        s3_secret_key=dict(type="str", no_log=True, fallback=env(*S3_OPTION_ENV["s3_secret_key"])),
+        s3_region=dict(type="str", fallback=env(*S3_OPTION_ENV["s3_region"])),
+        release_bucket=dict(type="str", fallback=env("VCLUSTER_RELEASE_BUCKET")),
     )
 
 
@@ -51,7 +54,7 @@ class ReleaseStore(object):
     def for_module(cls, module):
         params = module.params
         clients = module.clients
-        bucket = params.get("release_bucket") or os.environ.get("VCLUSTER_RELEASE_BUCKET") or DEFAULT_BUCKET
+        bucket = params.get("release_bucket") or DEFAULT_BUCKET
         return cls(S3Client(clients.transport, site_s3_credentials(clients, params)), bucket)
 
     @staticmethod
