@@ -118,6 +118,17 @@ class Lab:
             time.sleep(1)
 
 
+def restore_nodes(lab: Lab) -> None:
+    """Leave the lab as `up` made it: destroy powered the nodes off and removed their boot parameters."""
+    reply = lab.session().post(lab.url + "/lab/v1/nodes", timeout=900, json={
+        "compute": NODES, "service": 1, "power_on": True, "wait": True, "image": "localhost/vclab-base:bookworm"})
+    reply.raise_for_status()
+    reply = lab.session().get(lab.url + "/lab/v1/nodes", timeout=30)
+    reply.raise_for_status()
+    for node in reply.json()["nodes"]:
+        lab.wait_ssh(node["ip"])
+
+
 def playbook(lab: Lab, face: str, text: str, *, check: bool = False, diff: bool = False, extra_vars: dict | None = None,
              env: dict | None = None, expect_failure: bool = False, path: str | None = None) -> dict:
     """Run a playbook (``text``, or the file ``path``) against the lab through ``face``.
