@@ -74,6 +74,7 @@ def test_a_failing_container_is_reported_in_one_line(tmp_path, monkeypatch):
     broken.write_text("not a program\n")
     monkeypatch.setattr(preflight, "PROBE", broken)
     try:
+        text = ""
         try:
             preflight.run(prefix)
         except preflight.PreflightError as exc:

@@ -142,7 +142,7 @@ def test_the_scan_sees_what_the_code_reads(read_by_code):
     for variable in ("VCLUSTER_SITE_KIND", "VCLUSTER_CLIENT_SECRET", "VCLUSTER_ALLOWED_LABELS", "VCLUSTER_UFM_PASSWORD",
                      "VCLUSTER_BOOT_IMAGES_URL", "VCLUSTER_IMS_PUBLIC_KEY", "VCLUSTER_INVENTORY_SITES"):
         assert variable in read_by_code, variable
-    assert any(where == "network_segment" and secret for where, _, secret, _ in read_by_code["VCLUSTER_UFM_PASSWORD"])
+    assert any(use[0] == "network_segment" and use[2] for use in read_by_code["VCLUSTER_UFM_PASSWORD"])
 
 
 def test_every_variable_the_code_reads_is_injected(read_by_code):
@@ -154,8 +154,8 @@ def test_every_variable_the_code_reads_is_injected(read_by_code):
 
 def test_secrets_are_marked_and_choices_match(read_by_code):
     for variable, uses in injected().items():
-        secret = any(s for _, _, s, _ in read_by_code[variable])
-        choices = {tuple(c) for _, _, _, c in read_by_code[variable] if c}
+        secret = any(use[2] for use in read_by_code[variable])
+        choices = {tuple(use[3]) for use in read_by_code[variable] if use[3]}
         for ctype, template in uses:
             fields = {f["id"]: f for f in ctype["inputs"]["fields"]}
             for name in inputs_of(template):
@@ -168,7 +168,7 @@ def test_secrets_are_marked_and_choices_match(read_by_code):
         for field in ctype["inputs"]["fields"]:
             if field.get("secret"):
                 feeds = [v for v, t in ctype["injectors"]["env"].items() if field["id"] in inputs_of(t)]
-                assert feeds and all(any(s for _, _, s, _ in read_by_code[v]) or v == "VCLUSTER_INVENTORY_SITES"
+                assert feeds and all(any(use[2] for use in read_by_code[v]) or v == "VCLUSTER_INVENTORY_SITES"
                                      for v in feeds), field["id"]
 
 
@@ -231,7 +231,7 @@ def awx_tasks():
 
 
 def test_awx_tasks_use_only_documented_options():
-    modules = sorted({key for key, _ in awx_tasks()})
+    modules = sorted({task[0] for task in awx_tasks()})
     assert {"awx.awx.credential_type", "awx.awx.job_template", "awx.awx.workflow_job_template",
             "awx.awx.inventory_source", "awx.awx.schedule"} <= set(modules)
     doc = subprocess.run([BIN / "ansible-doc", "--json", *modules], env=ENV, capture_output=True, text=True,
