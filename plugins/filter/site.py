@@ -31,6 +31,9 @@ def _entries(sites):
             raise AnsibleFilterError(f"hpc.vcluster.site_options: the sites are not JSON ({exc.msg})") from None
     if isinstance(sites, Mapping):
         sites = [dict(entry, name=name) for name, entry in sites.items()]
+    if isinstance(sites, list):
+        # the inventory plugins take site_name for name too
+        sites = [dict(e, name=e.get("name") or e.get("site_name")) if isinstance(e, Mapping) else e for e in sites]
     if not isinstance(sites, list) or not all(isinstance(e, Mapping) and e.get("name") for e in sites):
         raise AnsibleFilterError("hpc.vcluster.site_options: expected a list of sites, each a mapping with a name "
                                  "(the inventory plugins' sites option), or a mapping of name to site")
@@ -50,7 +53,7 @@ def site_options(sites, name):
     if unknown:
         raise AnsibleFilterError(f"hpc.vcluster.site_options: site {name!r} has unknown keys {', '.join(unknown)}; "
                                  f"allowed: {', '.join(sorted(allowed))}")
-    options = {k: v for k, v in entry.items() if k in SITE_OPTION_ENV or k in ACCESS}
+    options = {k: v for k, v in entry.items() if (k in SITE_OPTION_ENV or k in ACCESS) and v is not None}
     options["site_name"] = entry["name"]
     return options
 
