@@ -118,10 +118,10 @@ class Lab:
             time.sleep(1)
 
 
-def restore_nodes(lab: Lab) -> None:
+def restore_nodes(lab: Lab, compute: int = NODES, service: int = 1) -> None:
     """Leave the lab as `up` made it: destroy powered the nodes off and removed their boot parameters."""
     reply = lab.session().post(lab.url + "/lab/v1/nodes", timeout=900, json={
-        "compute": NODES, "service": 1, "power_on": True, "wait": True, "image": "localhost/vclab-base:bookworm"})
+        "compute": compute, "service": service, "power_on": True, "wait": True, "image": "localhost/vclab-base:bookworm"})
     reply.raise_for_status()
     reply = lab.session().get(lab.url + "/lab/v1/nodes", timeout=30)
     reply.raise_for_status()
