@@ -25,8 +25,8 @@ MANIFEST = {"name": NAME, "description": "one manifest, two sites",
 
 
 def site_entry(site, name: str, allowed: list[str]) -> dict:
-    creds = site.credentials()["openchami"]
-    return {"name": name, "site_kind": "openchami", "api_url": site.url, "client_id": creds["client_id"],
+    creds = site.credentials()["csm"]   # CSM face: each site's release store comes from its own STS
+    return {"name": name, "site_kind": "csm", "api_url": site.url, "client_id": creds["client_id"],
             "client_secret": creds["client_secret"], "ca_path": site.env()["VCLUSTER_CA_PATH"],
             "allowed_labels": allowed}
 
@@ -34,10 +34,10 @@ def site_entry(site, name: str, allowed: list[str]) -> dict:
 def fleet_run(lab, second_site, tmp_path, playbook: str, sites: list, check: bool = False) -> subprocess.CompletedProcess:
     """One ansible-playbook run of ``playbook`` (imports), the fleet only in VCLUSTER_INVENTORY_SITES."""
     keys = {"lab": lab.env()["VCLUSTER_LAB_SSH_KEY"], "site-b": second_site.env()["VCLUSTER_LAB_SSH_KEY"]}
-    source = {"plugin": "hpc.vcluster.openchami",
+    source = {"plugin": "hpc.vcluster.csm",
               "compose": {"ansible_user": "'root'",
                           "ansible_ssh_private_key_file": f"'{keys['lab']}' if vcluster_site == 'lab' else '{keys['site-b']}'"}}
-    (tmp_path / "fleet.openchami.yml").write_text(yaml.safe_dump(source))
+    (tmp_path / "fleet.csm.yml").write_text(yaml.safe_dump(source))
     for site in ("lab", "site-b"):
         (tmp_path / f"{NAME}-{site}.yml").write_text(yaml.safe_dump(dict(MANIFEST, site=site)))
     (tmp_path / "run.yml").write_text(playbook)
@@ -45,7 +45,7 @@ def fleet_run(lab, second_site, tmp_path, playbook: str, sites: list, check: boo
     env.update({"VCLUSTER_INVENTORY_SITES": json.dumps(sites), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
                 "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"), "CONTAINERS_CONF": CONTAINERS_CONF,
                 "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts")})
-    argv = [PLAYBOOK, "-i", str(tmp_path / "fleet.openchami.yml"), str(tmp_path / "run.yml")] + (["--check"] if check else [])
+    argv = [PLAYBOOK, "-i", str(tmp_path / "fleet.csm.yml"), str(tmp_path / "run.yml")] + (["--check"] if check else [])
     return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=1800, check=False)
 
 
@@ -63,7 +63,7 @@ def members(site) -> list[str]:
 
 
 def test_one_run_two_sites(lab, second_site, tmp_path):
-    secret_b = second_site.credentials()["openchami"]["client_secret"]
+    secret_b = second_site.credentials()["csm"]["client_secret"]
     try:
         # RBAC per site: site-b's credential may not manage the label; the run stops there, site-b unchanged
         denied = [site_entry(lab, "lab", [NAME]), site_entry(second_site, "site-b", ["someone_else"])]
