@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shlex
 import sys
 import time
@@ -43,6 +44,11 @@ def _client(home: Path, port: int | None = None) -> LabClient:
     if not daemon.running_pid(home):
         raise LabError(f"no lab server runs for {home}: start one with 'vcluster-lab up'")
     return LabClient(home, port)
+
+
+def token_variable(site_name: str) -> str:
+    """``<SITE_NAME>_ACCESS_TOKEN`` as the ochami CLI names it (``lab`` -> ``LAB_ACCESS_TOKEN``)."""
+    return re.sub(r"[-\s]", "_", site_name).upper() + "_ACCESS_TOKEN"
 
 
 # ---------------------------------------------------------------------------- up
@@ -202,7 +208,8 @@ def lab_env(home: Path, face: str) -> dict[str, str]:
            "VCLUSTER_SITE_NAME": labhome.resolve_site_name(home), "VCLUSTER_CA_PATH": str(daemon.ca_path(home)),
            "VCLUSTER_LAB_SSH_KEY": str(key_path(home))}
     if face == "openchami":
-        env["LAB_ACCESS_TOKEN"] = client.token()
+        # where the ochami CLI and the modules look for the site's token: <SITE_NAME>_ACCESS_TOKEN
+        env[token_variable(env["VCLUSTER_SITE_NAME"])] = client.token()
     else:
         env["VCLUSTER_CLIENT_ID"], env["VCLUSTER_CLIENT_SECRET"] = client.credentials("csm")
         # IMS jobs need a public key record: the site admin's key, here the lab's
@@ -218,7 +225,7 @@ def cmd_env(args) -> int:
         # Switching faces in one shell: the other face's credentials would win otherwise
         # (a LAB_ACCESS_TOKEN comes before client credentials in the token order).
         stale = ["VCLUSTER_CLIENT_ID", "VCLUSTER_CLIENT_SECRET", "VCLUSTER_IMS_PUBLIC_KEY"] if args.face == "openchami" \
-            else ["LAB_ACCESS_TOKEN"]
+            else [token_variable(env["VCLUSTER_SITE_NAME"])]
         print(f"unset {' '.join(stale)}")
         for key, value in env.items():
             print(f"export {key}={shlex.quote(value)}")

@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -31,7 +32,7 @@ SITE_TYPE = next(t for t in yaml.safe_load((ROOT / "extensions" / "awx" / "crede
                  ["credential_types"] if t["name"] == "hpc.vcluster site")
 MANIFEST = {"name": "awxjob", "description": "deployed as an AWX job would",
             "nodes": {"compute": {"count": 1, "select": {"role": "Compute"}}},
-            "image": {"name": "vclab-base", "tag": "bookworm"}}
+            "image": {"name": "vclab-base", "tag": "bookworm"}, "boot": {"timeout": 240}}
 # an inventory source file as a site keeps it in its project: the connection comes from the credential
 INVENTORY_SOURCE = {"plugin": "hpc.vcluster.openchami", "compose": {"ansible_user": "'root'"}}
 
@@ -75,12 +76,15 @@ def job(lab, tmp: Path, name: str, playbook: str, inputs: dict, collections: Pat
     (private / "env" / "envvars").write_text(yaml.safe_dump(envvars))
     (private / "env" / "extravars").write_text(yaml.safe_dump({"vcluster_manifest": "vclusters/awxjob.yml"}))
     (private / "env" / "ssh_key").write_text(Path(lab.env()["VCLUSTER_LAB_SSH_KEY"]).read_text())
-    home = tmp / f"{name}-home"
-    home.mkdir()
-    # nothing from this process: a PATH to the EE's programs, a HOME, a locale
-    process_env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"}
-    proc = subprocess.run([BIN / "ansible-runner", "run", private, "-p", playbook, "--ident", name],
-                          env=process_env, capture_output=True, text=True, timeout=1200, check=False)
+    # nothing from this process: a PATH to the EE's programs, a HOME, a locale. The HOME is short, as
+    # an EE's /runner is: ssh's ControlPath sockets live under it and a socket path has 107 bytes at most.
+    home = tempfile.mkdtemp(prefix="awxh")
+    process_env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8"}
+    try:
+        proc = subprocess.run([BIN / "ansible-runner", "run", private, "-p", playbook, "--ident", name],
+                              env=process_env, capture_output=True, text=True, timeout=1200, check=False)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
     artifacts = private / "artifacts" / name
     events = [json.loads(p.read_text()) for p in sorted((artifacts / "job_events").glob("*.json"))]
     stats = next((e["event_data"] for e in events if e["event"] == "playbook_on_stats"), {})

@@ -35,10 +35,11 @@ def test_second_site_beside_the_first(lab, second_site):
     assert second_site.ssh(b[XNAME]["ip"], "hostname").stdout.strip() == "nid000001"
     env_a, env_b = lab.env(), second_site.env()
     assert (env_a["VCLUSTER_SITE_NAME"], env_b["VCLUSTER_SITE_NAME"]) == ("lab", "site-b")
+    assert second_site.token_variable == "SITE_B_ACCESS_TOKEN" and "LAB_ACCESS_TOKEN" not in env_b
     assert env_a["VCLUSTER_API_URL"] != env_b["VCLUSTER_API_URL"]
     # one site's token is no good on the other
     foreign = requests.get(second_site.url + "/hsm/v2/groups", timeout=30, verify=env_b["VCLUSTER_CA_PATH"],
-                           headers={"Authorization": f"Bearer {env_a['LAB_ACCESS_TOKEN']}"})
+                           headers={"Authorization": f"Bearer {env_a[lab.token_variable]}"})
     assert foreign.status_code == 401
     assert "site_name: \"site-b\"" in second_site.run("inventory", "--face", "openchami").stdout
 

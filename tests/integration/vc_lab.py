@@ -68,6 +68,11 @@ class Lab:
             self._env[face] = json.loads(self.run("env", "--face", face, "--format", "json").stdout)
         return dict(self._env[face])
 
+    @property
+    def token_variable(self) -> str:
+        """The variable `vcluster-lab env` puts the OpenCHAMI face's token in: <SITE_NAME>_ACCESS_TOKEN."""
+        return self.env()["VCLUSTER_SITE_NAME"].upper().replace("-", "_") + "_ACCESS_TOKEN"
+
     def credentials(self) -> dict:
         return json.loads((self.home / "credentials.json").read_text())
 
@@ -88,7 +93,7 @@ class Lab:
         s.trust_env = False  # else REQUESTS_CA_BUNDLE in the environment replaces the lab's CA
         s.verify = env["VCLUSTER_CA_PATH"]
         if face == "openchami":
-            token = env["LAB_ACCESS_TOKEN"]
+            token = env[self.token_variable]
         else:
             resp = s.post(self.url + "/keycloak/realms/shasta/protocol/openid-connect/token",
                           data={"grant_type": "client_credentials"},
