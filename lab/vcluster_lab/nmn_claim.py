@@ -65,6 +65,11 @@ def _lock():
                 _held["file"] = None
 
 
+def claims_held() -> int:
+    """How many claims this process holds (the lock is held while it is not 0)."""
+    return _held["count"]
+
+
 def orphaned_test_lab(net: dict) -> str:
     """The prefix of a test lab that holds the range ('' when it is no test's)."""
     prefix = holder_prefix(net)

@@ -12,7 +12,7 @@ from podman_helpers import new_prefix, podman
 from vcluster_lab.inventory_data import MGMT_NETWORK
 from vcluster_lab.nodes.base import DriverError
 from vcluster_lab.nodes.podman import PodmanDriver
-from vcluster_lab.nmn_claim import LOCK, SECOND_SITE, claim_nmn, main, nmn_holder
+from vcluster_lab.nmn_claim import LOCK, SECOND_SITE, claim_nmn, claims_held, main, nmn_holder
 
 
 def make_mgmt(prefix: str, subnet: str = MGMT_NETWORK) -> str:
@@ -65,11 +65,12 @@ def lock_is_free() -> bool:
 def test_second_site_claim_nests_under_the_first_and_keeps_the_lock():
     # a session holding the NMN claims the second site's range without waiting for itself
     with claim_nmn(wait=0):
-        assert not lock_is_free()
+        assert not lock_is_free() and claims_held() == 1
         with claim_nmn(wait=0, network=SECOND_SITE):
-            assert not lock_is_free()
+            assert not lock_is_free() and claims_held() == 2
         assert not lock_is_free()              # the first site's claim still holds it
-    assert lock_is_free()
+    # released (another test run waiting for the lock may take it at once: ask this process)
+    assert claims_held() == 0
 
 
 def test_second_site_range_is_claimed_on_its_own():
