@@ -27,8 +27,8 @@ NAME = "life"
 SERVICE = "x3000c0s0b0n0"
 COMPUTES = ["x1000c0s%db0n0" % i for i in range(4)]
 JOBCOMP_LOG = "/var/log/slurm/jobcomp.log"
-# slurmctld runs this at the end of every job (JobCompType=jobcomp/script): one line per job
-JOBCOMP_SCRIPT = base64.b64encode(f'#!/bin/sh\necho "$JOBID $JOBSTATE $EXITCODE $NODES" >> {JOBCOMP_LOG}\n'.encode()).decode()
+# slurmctld runs this at the end of every job (JobCompType=jobcomp/script): one line per job, job|state|exit|nodes
+JOBCOMP_SCRIPT = base64.b64encode(f'#!/bin/sh\necho "$JOBID|$JOBSTATE|$EXITCODE|$NODES" >> {JOBCOMP_LOG}\n'.encode()).decode()
 
 
 def recipe(tmp_path, tag: str, broken: bool = False) -> str:
@@ -143,55 +143,91 @@ def test_config_only_slurm_change_is_a_reconfigure(life):
     assert [r["operation"] for r in life.history()][-2:] == ["deploy", "update"]
 
 
-def submit(life, seconds: int) -> str:
-    return life.ctl(f"sbatch --parsable --no-requeue --output=/dev/null --wrap 'sleep {seconds}'")
+def submit(life, command: str, *options: str) -> str:
+    return life.ctl(f"sbatch --parsable --no-requeue --output=/dev/null {' '.join(options)} --wrap '{command}'")
+
+
+LONG_RELEASE = "/var/tmp/life-long-job-may-end"
 
 
 def test_image_update_loses_no_job(life):
+    """Jobs before and during an image update of every compute node all complete.
+
+    The long job runs on nid000001 (first batch) until its node has been drained for a while: it ends when
+    the test, having seen the node DRAINING with the job on it, tells it to (a file on the node). So the
+    drain step must wait for it, whatever the machine's speed; then it completes normally.
+    """
     life.ctl(f"rm -f {JOBCOMP_LOG}")
-    submitted = [submit(life, 100)]  # the long job
-    submitted += [submit(life, 2), submit(life, 2), submit(life, 2), submit(life, 2)]
+    life.sh(COMPUTES[0], f"rm -f {LONG_RELEASE}")
+    long_job = submit(life, f"while [ ! -e {LONG_RELEASE} ]; do sleep 1; done", "-w", "nid000001")
+    submitted = [long_job] + [submit(life, "sleep 2") for _ in range(4)]
     stop = threading.Event()
+    errors: list[str] = []
+    seen_draining = []
 
     def stream():
         while not stop.is_set():
-            submitted.append(submit(life, 3))
+            try:
+                submitted.append(submit(life, "sleep 3"))
+            except AssertionError as exc:  # sbatch refused: slurmctld did not take a job
+                errors.append(str(exc))
             stop.wait(4)
 
-    streamer = threading.Thread(target=stream)
-    streamer.start()
+    def release_long_job():
+        while not stop.is_set():
+            state = life.ctl("sinfo --noheader --Node --nodes nid000001 --format %T")
+            running = life.ctl(f"squeue --noheader --jobs {long_job} --format %T")
+            if state.startswith("draining") and running == "RUNNING":
+                seen_draining.append(state)
+                stop.wait(15)  # the drain step waits all this while
+                life.sh(COMPUTES[0], f"touch {LONG_RELEASE}")
+                return
+            stop.wait(3)
+
+    threads = [threading.Thread(target=stream), threading.Thread(target=release_long_job)]
+    for thread in threads:
+        thread.start()
     try:
         out = life.run("update", extra_vars={"vcluster_manifest": manifest(life.tmp, "2", max_time="00:45:00"),
-                                             "vcluster_batch_size": 2, "vcluster_drain_timeout": 600})
+                                             "vcluster_batch_size": 2, "vcluster_drain_timeout": 900})
     finally:
         stop.set()
-        streamer.join()
+        for thread in threads:
+            thread.join()
+    assert not errors, errors
+    assert seen_draining, "nid000001 was never seen draining with the long job running on it"
     drained = out["tasks"]["Drain the nodes (no new job starts there)"]
-    assert drained and all(r.get("changed") for r in drained.values()), drained
+    assert len(drained) == 2 and all(r.get("changed") for r in drained.values()), drained
     # every job ends; then slurmctld's completion log holds each exactly once, COMPLETED
     deadline = time.monotonic() + 300
     while life.ctl("squeue --noheader --format %i") and time.monotonic() < deadline:
         time.sleep(5)
-    lines = [line.split() for line in life.ctl(f"cat {JOBCOMP_LOG}").splitlines()]
+    lines = [line.split("|") for line in life.ctl(f"cat {JOBCOMP_LOG}").splitlines()]
     ended = {}
-    for job, state in (line[:2] for line in lines):
+    for job, state, *_rest in lines:
         ended.setdefault(job, []).append(state)
     assert sorted(ended) == sorted(submitted), f"submitted {len(submitted)}, ended {len(ended)}"
     assert all(states == ["COMPLETED"] for states in ended.values()), {j: s for j, s in ended.items() if s != ["COMPLETED"]}
     assert len(submitted) >= 10
+    assert [line[3] for line in lines if line[0] == long_job] == ["nid000001"]
     for xname in COMPUTES:
         assert life.sh(xname, "cat /etc/vcluster-image") == "life-2"
     assert life.sh(SERVICE, "cat /etc/vcluster-image") == "life-1"
     history = life.history()
-    assert [r["operation"] for r in history][-2:] == ["update", "update"]
+    assert [(r["operation"], r["result"]) for r in history][-2:] == [("update", "success"), ("update", "success")]
     assert history[-1]["images"]["compute"]["tag"] == "2" and history[-2]["images"]["compute"]["tag"] == "1"
+    assert all(n["release"] == history[-1]["seq"] for n in history[-1]["nodes"].values())
 
 
 def test_failed_batch_stops_the_update_and_rollback_brings_it_back(life):
+    # a batch gets a minute to become healthy (slurmd registered, its daemons running), not the default five
     out = life.run("update", expect_ok=False,
                    extra_vars={"vcluster_manifest": manifest(life.tmp, "3", max_time="00:45:00", broken=True),
-                               "vcluster_batch_size": 1})
+                               "vcluster_batch_size": 1, "vcluster_health_timeout": 60, "slurm_wait_timeout": 60})
     assert out["rc"] != 0
+    rolled = out["tasks"]["Drain the nodes (no new job starts there)"]
+    assert len(rolled) == 1, f"the update went on after its first batch failed: {rolled}"
+    assert life.ctl("sinfo --noheader --Node --nodes nid000001 --format %T").startswith("drain")
     assert life.sh(COMPUTES[0], "cat /etc/vcluster-image") == "life-3"
     for xname in COMPUTES[1:]:
         assert life.sh(xname, "cat /etc/vcluster-image") == "life-2"
@@ -199,7 +235,8 @@ def test_failed_batch_stops_the_update_and_rollback_brings_it_back(life):
     serving = sorted(life.ctl("srun -N3 -x nid000001 hostname", timeout=120).split())
     assert serving == ["nid000002", "nid000003", "nid000004"]
     failed = life.history()[-1]
-    assert failed["result"] == "failed" and "nid000002" in failed["message"]
+    assert failed["result"] == "failed" and failed["message"].startswith("batch nid000001 failed"), failed["message"]
+    assert "nid000002, nid000003, nid000004 still run the previous release" in failed["message"], failed["message"]
     assert failed["nodes"][COMPUTES[0]]["release"] == failed["seq"]
     assert failed["nodes"][COMPUTES[1]]["release"] == failed["seq"] - 1
 
@@ -229,5 +266,3 @@ def test_deploy_with_limit_acts_on_one_compute_node(life):
                for r in (r.get("results") or [r])), boot
     assert life.sh(COMPUTES[2], "systemctl is-active slurmd") == "active"
     assert life.lab.ssh(life.ips[COMPUTES[3]], "systemctl is-active slurmd").stdout.strip() == "inactive"
-    life.run("deploy", extra_vars={"vcluster_manifest": m})
-    assert life.sh(COMPUTES[3], "systemctl is-active slurmd") == "active"
