@@ -359,8 +359,9 @@ def remove_lab(prefix: str, keep_images: bool = False) -> dict[str, list[str]]:
     """Remove what lab ``prefix`` made, found by its labels, and nothing else.
 
     Node containers carry ``io.vcluster.lab.node=<prefix>`` (a label images never have,
-    so a container someone ran from a lab image is not taken for a node); build
-    containers are ``<prefix>-build-*``; networks and images carry the prefix label.
+    so a container someone ran from a lab image is not taken for a node), site-service
+    containers ``io.vcluster.lab.site=<prefix>``; build containers are ``<prefix>-build-*``;
+    networks and images carry the prefix label.
     Images are removed tag by tag, newest first, never with ``--force`` (which would also
     remove other people's containers): an image still in use is reported as kept.
     """
@@ -369,6 +370,9 @@ def remove_lab(prefix: str, keep_images: bool = False) -> dict[str, list[str]]:
                        f"label={NODE_LABEL}={prefix}", what="lab teardown") or []
     rows += podman_json("ps", "-a", "--format", "json", "--filter",
                         f"name=^{prefix}-build-", what="lab teardown") or []
+    # site services (site_services.SITE_LABEL, on their containers only)
+    rows += podman_json("ps", "-a", "--format", "json", "--filter",
+                        f"label=io.vcluster.lab.site={prefix}", what="lab teardown") or []
     names = sorted({(r.get("Names") or [r["Id"]])[0] for r in rows})
     if names:
         podman("rm", "-f", "-t", "5", "--ignore", *names, what="lab teardown: containers")
