@@ -31,6 +31,7 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -269,6 +270,12 @@ def builder_recipe(recipes: dict[str, dict]) -> dict:
     return {"options": {"name": BUILDER_IMAGE, "pkg_manager": "apt"}, "packages": sorted(packages)}
 
 
+def builder_image(recipes: dict[str, dict] | None = None, log: Log = _quiet) -> images.BuiltImage:
+    """The builder image (made once: minutes of apt), for every recipe's build dependencies."""
+    recipes = load_recipes() if recipes is None else recipes
+    return images.cached_image(BUILDER_IMAGE, builder_recipe(recipes), log=log)
+
+
 def build_key(recipe: dict, pin: Source) -> str:
     """What a build depends on: the recipe, the source's checksum, the base root file system."""
     blob = json.dumps({"recipe": recipe, "source": pin.sha256, "rootfs": images.rootfs_key(),
@@ -430,7 +437,7 @@ def build_packages(sources: dict[str, Path], recipes: dict[str, dict] | None = N
             todo.append((name, recipe, key))
     if not todo:
         return done, []
-    builder = images.cached_image(BUILDER_IMAGE, builder_recipe(recipes), log=log)
+    builder = builder_image(recipes, log)
     srcdir = {sources[recipes[n]["source"]].parent for n, _, _ in todo}
     if len(srcdir) != 1:
         raise RepoError(f"sources are in several directories: {srcdir}")
@@ -541,6 +548,108 @@ chmod -R a+rX /repo
     return target
 
 
+# ------------------------------------------------------------------ images for users
+IMAGE_FORMAT = 1
+
+
+def image_specs(path: Path = DATA / "images.yml") -> dict[str, dict]:
+    """The images to serve (name: {suite, packages}), checked."""
+    data = yaml.safe_load(path.read_text()) or {}
+    for name, spec in data.items():
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]*", str(name)) or not isinstance(spec, dict):
+            raise RepoError(f"{path}: {name!r}: an image name (lower case, digits, '.', '-') and a mapping")
+        if not re.fullmatch(r"[a-z]+", str(spec.get("suite", ""))):
+            raise RepoError(f"{path}: {name}.suite: a Debian suite name such as trixie")
+        if not all(isinstance(p, str) and _NAME.fullmatch(p) for p in spec.get("packages") or []):
+            raise RepoError(f"{path}: {name}.packages: a list of Debian package names")
+    return data
+
+
+def _image_key(spec: dict) -> str:
+    mirror = images.debian_mirrors()[0]
+    blob = json.dumps({"spec": spec, "mirror": mirror, "format": IMAGE_FORMAT}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _debootstrap(suite: str, packages: list[str], tarball: Path, log: Log) -> None:
+    """A minbase root file system of ``suite`` as a tarball (debootstrap on the host, as the
+    lab's base image is made: it mounts /proc in the tree, which a container cannot)."""
+    mirror = images.debian_mirrors()[0]
+    work = Path(tempfile.mkdtemp(prefix=f"image-{suite}-", dir=tarball.parent))
+    logfile = tarball.with_suffix(".log")
+    try:
+        root = work / "root"
+        include = [f"--include={','.join(packages)}"] if packages else []
+        log(f"  debootstrap {suite} from {mirror} for a user image (log {logfile})")
+        with open(logfile, "w") as out:
+            proc = subprocess.run(["debootstrap", "--variant=minbase", *include, suite, str(root), mirror],
+                                  stdout=out, stderr=subprocess.STDOUT, check=False)
+        if proc.returncode != 0:
+            tail = " | ".join(logfile.read_text(errors="replace").strip().splitlines()[-3:])
+            raise RepoError(f"site repository: image of {suite}: debootstrap failed (exit {proc.returncode}): "
+                            f"{tail}; see {logfile}")
+        shutil.rmtree(root / "var/lib/apt/lists", ignore_errors=True)
+        (root / "var/lib/apt/lists/partial").mkdir(parents=True)
+        for deb in (root / "var/cache/apt/archives").glob("*.deb"):
+            deb.unlink()
+        partial = work / "rootfs.tar"
+        proc = subprocess.run(["tar", "--numeric-owner", "--exclude=./dev/*", "--exclude=./proc/*",
+                               "--exclude=./sys/*", "-C", str(root), "-cf", str(partial), "."],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RepoError(f"site repository: packing the image of {suite} failed: {proc.stderr.strip()}")
+        os.replace(partial, tarball)
+    finally:
+        images._umount_below(work)  # pylint: disable=protected-access
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def build_images(log: Log = _quiet) -> dict[str, dict]:
+    """Each image of images.yml as ``<name>.tar`` and ``<name>.sqsh`` in the cache; name -> paths."""
+    specs = image_specs()
+    cache = images.cache_dir() / "site" / "repo" / "images"
+    cache.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, spec in sorted(specs.items()):
+        key = _image_key(spec)
+        tarball, squash = cache / f"{name}-{key}.tar", cache / f"{name}-{key}.sqsh"
+        if not squash.is_file():
+            started = time.monotonic()
+            if not tarball.is_file():
+                _debootstrap(spec["suite"], list(spec.get("packages") or []), tarball, log)
+            builder = builder_image(log=log)
+            with _Builder(builder.ref, [f"{cache}:/build/images"], log) as box:
+                box.sh(f"rm -rf /tmp/rootfs && mkdir /tmp/rootfs && tar -C /tmp/rootfs -xf /build/images/{tarball.name}\n"
+                       f"mksquashfs /tmp/rootfs /build/images/{squash.name}.part -noappend -no-progress -quiet\n"
+                       f"mv /build/images/{squash.name}.part /build/images/{squash.name}",
+                       f"site repository: image {name}: mksquashfs")
+            log(f"site repository: built image {name} ({spec['suite']}) in {time.monotonic() - started:.1f} s")
+        sums = cache / f"{name}-{key}.sha256"
+        if not sums.is_file():
+            sums.write_text("".join(f"{sha256_file(p)}  {name}.{k}\n" for k, p in (("sqsh", squash), ("tar", tarball))))
+        for path in (tarball, squash, sums):
+            path.chmod(0o644)
+        out[name] = {"tar": tarball, "sqsh": squash, "sha256": sums, "suite": spec["suite"]}
+    current = tuple(f"{name}-{_image_key(spec)}." for name, spec in specs.items())
+    for old in cache.iterdir():
+        if old.is_file() and not old.name.startswith(current):
+            old.unlink()
+    return out
+
+
+def serve_images(built: dict[str, dict], target: Path) -> None:
+    """``www/images/<name>.{tar,sqsh}`` as links to the cached files (same file system)."""
+    staging = Path(tempfile.mkdtemp(prefix=".images-new-", dir=target.parent))
+    try:
+        for name, paths in built.items():
+            for kind in ("tar", "sqsh", "sha256"):
+                os.link(paths[kind], staging / f"{name}.{kind}")
+        staging.chmod(0o755)
+        _swap_in(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 # ------------------------------------------------------------------ Python package index
 def _normalise(project: str) -> str:
     """PEP 503 name normalisation."""
@@ -615,6 +724,7 @@ def prepare(repo_image: str, log: Log = _quiet) -> Path:
             f"checksum: {summary}")
     apt_repository(builds, repo_image, log)
     python_index(python_distributions(root / "python", log=log), root / "simple")
+    serve_images(build_images(log), root / "images")
     (root / "index.html").write_text(
         "<html><head><title>vcluster lab site repository</title></head><body>\n"
         "<h1>vcluster lab site repository</h1>\n<ul>\n"

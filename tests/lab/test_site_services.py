@@ -250,6 +250,11 @@ def test_repository_service_serves_verified_sources_and_is_removed_with_the_lab(
     assert requests.get(f"http://{service.address}/debian/archive-key.asc",
                         timeout=30).text.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
 
+    sums = requests.get(f"http://{service.address}/images/debian-trixie.sha256", timeout=30).text.split()
+    image = requests.get(f"http://{service.address}/images/debian-trixie.sqsh", timeout=120)
+    assert image.status_code == 200 and image.content[:4] == b"hsqs"  # a SquashFS superblock
+    assert hashlib.sha256(image.content).hexdigest() == sums[sums.index("debian-trixie.sqsh") - 1]
+
     rows = site_services.running(prefix)
     assert rows["repo"]["state"] == "running" and rows["repo"]["container"] == f"{prefix}-site-repo"
     # the container cannot write what it serves

@@ -29,6 +29,26 @@ MAC_LABEL = "io.vcluster.lab.mac"
 VLAN_LABEL = "io.vcluster.lab.vlan"
 #: Gives lab nodes the state they would have on real hardware: no "created" limbo.
 _ON = {"running", "paused", "stopping"}
+#: The devices a lab node has, as its real counterpart would, by the kind of node (the NID
+#: tells: service nodes are 100001 and up). Only devices, never a capability or --privileged.
+#: Every node has FUSE (squashfuse, fuse-overlayfs: enroot, rootless podman); a compute node
+#: has a Slingshot NIC, played by a harmless null device named as the cxi driver names its
+#: nodes, for the CDI vService to find and give to containers.
+NODE_DEVICES = {
+    "all": ("/dev/fuse",),
+    "compute": ("/dev/null:/dev/cxi0:rw",),
+    "service": (),
+}
+
+
+def node_devices(nid: int) -> list[str]:
+    """The ``--device`` arguments of a node (see :data:`NODE_DEVICES`)."""
+    kind = "service" if int(nid) >= 100001 else "compute"
+    out = []
+    for device in NODE_DEVICES["all"] + NODE_DEVICES[kind]:
+        if os.path.exists(device.split(":", 1)[0]):  # a host without FUSE boots nodes without it
+            out += ["--device", device]
+    return out
 
 
 def vlan_subnet(vlan_id: int) -> ipaddress.IPv4Network:
@@ -198,7 +218,7 @@ class PodmanDriver:
                *lab_labels(self.prefix), "--label", f"{NODE_LABEL}={self.prefix}",
                "--label", f"{XNAME_LABEL}={node.xname}", "--label", f"{NID_LABEL}={node.nid}",
                "--label", f"{IP_LABEL}={node.ip}", "--label", f"{MAC_LABEL}={mac}",
-               "--systemd=always", *RUN_OPTIONS, *nets,
+               "--systemd=always", *RUN_OPTIONS, *node_devices(node.nid), *nets,
                "-v", f"{self.pubkey}:/root/.ssh/authorized_keys:ro",
                image, what=f"node {node.xname}: power on from {image}")
 
