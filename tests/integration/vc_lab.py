@@ -185,3 +185,37 @@ def site_play(tasks_yaml: str, name: str = "layer-1 modules against the lab") ->
   tasks:
 {indented}
 """
+
+
+def run_playbook(lab, face: str, name: str, manifest: Path, tmp_path: Path) -> tuple[int, dict, str]:
+    """ansible-playbook hpc.vcluster.<name> with the lab's inventory source of ``face``; (rc, stats, output)."""
+    inventory = tmp_path / f"lab.{face}.yml"
+    inventory.write_text(lab.run("inventory", "--face", face).stdout)
+    env = dict(os.environ)
+    env.update(lab.env(face))
+    env.update({"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
+                "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "CONTAINERS_CONF": CONTAINERS_CONF,
+                "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts")})
+    proc = subprocess.run([PLAYBOOK, "-i", str(inventory), f"hpc.vcluster.{name}", "-e", f"vcluster_manifest={manifest}"],
+                          capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=1500, check=False)
+    try:
+        start = proc.stdout.index("{")
+        out = json.JSONDecoder().raw_decode(proc.stdout[start:])[0]
+    except ValueError:
+        out = {}
+    return proc.returncode, out.get("stats", {}), proc.stdout + proc.stderr
+
+
+def failures(output: str) -> list[str]:
+    """The msg of every failed task in a JSON-callback output."""
+    try:
+        doc = json.JSONDecoder().raw_decode(output[output.index("{"):])[0]
+    except ValueError:
+        return [output[-2000:]]
+    msgs = []
+    for play in doc.get("plays", []):
+        for task in play.get("tasks", []):
+            for result in task.get("hosts", {}).values():
+                if result.get("failed"):
+                    msgs.append(str(result.get("msg")))
+    return msgs
