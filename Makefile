@@ -1,7 +1,8 @@
 # hpc.vcluster: every target sets up what it needs on a fresh Debian 12 machine.
 #   make test    everything that proves the project works (what CI runs)
 #   make demo    bring up the lab and deploy examples/vclusters/demo.yml on it
-# Parts: make lint | sanity | unit | contract | integration | molecule | build-check
+# Parts: make lint | sanity | unit | build-check | fresh-root | contract | integration | molecule
+#        make ee-context (the AWX execution environment's build context)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -20,7 +21,8 @@ ANSIBLE_WHEEL := ansible==12.3.0
 # Debian only suggests), debootstrap for the base image, ssh client for Ansible, git for
 # the sanity copy, python3-venv for .venv. bindep.txt lists the same set (a test keeps them
 # in step) and lab/vcluster_lab/host_deps.py says which executable each one provides.
-APT_PACKAGES := podman runc aardvark-dns netavark iptables debootstrap openssh-client git ca-certificates iproute2 python3-venv
+APT_PACKAGES := podman conmon runc netavark aardvark-dns iptables debootstrap tar openssh-client git \
+                iproute2 util-linux mount coreutils ca-certificates python3-venv
 
 export ANSIBLE_CONFIG       := $(ROOT)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
@@ -64,12 +66,12 @@ constraints: ## refresh the pinned set after editing requirements/dev.in
 	@rm -rf $(CACHE)/venv-freeze
 
 # ---------------------------------------------------------------------------- checks
-.PHONY: test lint sanity unit contract integration molecule build-check changelog-lint
+.PHONY: test lint sanity unit contract integration molecule build-check changelog-lint fresh-root
 test: venv
 	@$(BIN)/python -m vcluster_lab.nmn_claim
 	@$(BIN)/python tools/run-suite.py \
 	    "lint=$(MAKE) lint" "sanity=$(MAKE) sanity" "unit=$(MAKE) unit" \
-	    "build-check=$(MAKE) build-check" "contract=$(MAKE) contract" \
+	    "build-check=$(MAKE) build-check" "fresh-root=$(MAKE) fresh-root" "contract=$(MAKE) contract" \
 	    "integration=$(MAKE) integration" "molecule=$(MAKE) molecule"
 
 lint: venv
@@ -104,8 +106,14 @@ unit: venv
 	@$(BIN)/pytest -q tests/unit
 
 build-check: venv
-	@echo "== collection build and install"
+	@echo "== collection build and install; execution environment context"
 	@$(BIN)/pytest -q tests/build
+
+# `make deps` in a clean Debian 12 root (debootstrap, cached; chroot as root): every host
+# executable of lab/vcluster_lab/host_deps.py must resolve there afterwards.
+fresh-root: venv
+	@echo "== install recipe on a fresh Debian 12 root"
+	@$(BIN)/pytest -q tests/host
 
 contract: venv
 	@echo "== lab contract and behaviour tests"
@@ -133,10 +141,20 @@ demo-destroy: venv ## destroy the demo vCluster (the lab stays up; `vcluster-lab
 	@$(BIN)/python tools/demo.py --destroy
 
 # ---------------------------------------------------------------------------- build
-.PHONY: build
+.PHONY: build ee-context
 build: venv
 	@mkdir -p build
 	@$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+# The execution environment's build context (ee/execution-environment.yml): the collection
+# built from this checkout, then `ansible-builder create`. Building the image from it needs
+# the base image from a registry: `podman build -f build/ee/context/Containerfile -t <tag>
+# build/ee/context` where one is reachable (docs/awx.md). tests/build/test_ee.py checks it.
+ee-context: venv
+	@rm -rf build/ee && mkdir -p build/ee
+	@$(BIN)/ansible-galaxy collection build --output-path build/ee . >/dev/null
+	@mv build/ee/hpc-vcluster-*.tar.gz build/ee/hpc-vcluster.tar.gz
+	@$(BIN)/ansible-builder create -f ee/execution-environment.yml -c build/ee/context
 
 .PHONY: clean
 clean:
