@@ -416,6 +416,35 @@ def _shq(word: str) -> str:
     return word
 
 
+def stale_facts(recipes: dict[str, dict], done: dict[str, dict], log: Log = _quiet) -> list[str]:
+    """Cached builds whose facts the builder now answers otherwise (pyxis, when its Slurm changed).
+
+    Asked only when the builder image exists (one short container run): without it, the
+    builds are as good as the builder they came from.
+    """
+    asked = {n: r["facts"] for n, r in recipes.items() if r.get("facts") and n in done}
+    if not asked:
+        return []
+    ref = f"localhost/{BUILDER_IMAGE}:{images.cached_key(builder_recipe(recipes))}"
+    if images.image_id(ref) is None:
+        return []
+    script = "".join(f"printf '%s %s=%s\\n' {_shq(n)} {f} \"$({cmd})\"\n"
+                     for n, facts in sorted(asked.items()) for f, cmd in sorted(facts.items()))
+    proc = podman("run", "--rm", "--label", f"{BUILD_LABEL}=site-repo", *RUN_OPTIONS, "--network", "none",
+                  "--entrypoint", "/bin/sh", ref, "-ec", script, check=False, what="site repository: build facts")
+    if proc.returncode != 0:
+        raise RepoError(f"site repository: asking the builder for its facts failed: {proc.stderr.strip()[-300:]}")
+    stale = set()
+    for line in proc.stdout.splitlines():
+        name, _, pair = line.partition(" ")
+        fact, _, value = pair.partition("=")
+        had = (done.get(name) or {}).get("facts", {}).get(fact)
+        if had is not None and had != value:
+            log(f"site repository: {name} was built for {fact} {had}, the builder now has {value}: rebuilding")
+            stale.add(name)
+    return sorted(stale)
+
+
 def build_packages(sources: dict[str, Path], recipes: dict[str, dict] | None = None,
                    log: Log = _quiet) -> tuple[dict[str, dict], list[str]]:
     """Every recipe's packages, built where the cache has none for its key.
@@ -435,6 +464,8 @@ def build_packages(sources: dict[str, Path], recipes: dict[str, dict] | None = N
             done[name] = json.loads(meta.read_text())
         else:
             todo.append((name, recipe, key))
+    for name in stale_facts(recipes, done, log):
+        todo.append((name, recipes[name], done.pop(name)["key"]))
     if not todo:
         return done, []
     builder = builder_image(recipes, log)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from . import images
-from .containers import LAB_LABEL, PREFIX_LABEL, RUN_OPTIONS, lab_labels, podman, podman_json
+from .containers import LAB_LABEL, PREFIX_LABEL, RUN_OPTIONS, lab_labels, podman, podman_json, wait_systemd
 from .nodes.base import DriverError
 
 #: On site-service containers only (value: the lab prefix), as io.vcluster.lab.node on nodes.
@@ -276,17 +276,7 @@ def wait_ready(service: SiteService, ctx: ServiceContext, timeout: float = 120) 
     """Systemd has booted in the container and every declared port answers from the host."""
     name = service.container(ctx.prefix)
     deadline = time.monotonic() + timeout
-    while True:
-        left = max(1.0, deadline - time.monotonic())
-        proc = podman("exec", name, "timeout", str(int(left)), "systemctl", "is-system-running", "--wait",
-                      check=False, timeout=left + 10, what=f"site service {service.name}: boot")
-        state = proc.stdout.strip()
-        if state in ("running", "degraded"):
-            break
-        if time.monotonic() > deadline:
-            raise SiteServiceError(f"site service {service.name}: systemd is {state or 'not answering'} "
-                                   f"after {timeout:.0f} s ({proc.stderr.strip()[-200:]})")
-        time.sleep(0.3)
+    state = wait_systemd(name, deadline, f"site service {service.name}")
     if state == "degraded":
         failed = podman("exec", name, "systemctl", "--failed", "--no-legend", "--plain", check=False,
                         what=f"site service {service.name}").stdout.strip()

@@ -206,6 +206,19 @@ def test_python_index_is_what_pip_reads(tmp_path):
     assert (tmp_path / "got" / wheel.name).read_bytes() == wheel.read_bytes()
 
 
+def test_a_build_for_another_slurm_is_stale():
+    """pyxis's cached build carries the Slurm it was built for; the builder's answer decides."""
+    recipes = site_repo.load_recipes()
+    site_repo.builder_image(recipes)  # cached: built once per machine
+    done = {"pyxis": {"key": "k", "facts": {"slurm": "0.0.1"}}, "nhc": {"key": "k2", "facts": {}}}
+    lines: list[str] = []
+    assert site_repo.stale_facts(recipes, done, lines.append) == ["pyxis"]
+    assert lines and "pyxis was built for slurm 0.0.1, the builder now has 22.05" in lines[0]
+    current = lines[0].rsplit(" ", 2)[-2].rstrip(":")
+    done["pyxis"]["facts"]["slurm"] = current
+    assert site_repo.stale_facts(recipes, done) == []
+
+
 # ------------------------------------------------------------------ a real service container
 @pytest.fixture(scope="module")
 def private_lab(tmp_path_factory):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import images
 from ..containers import (LAB_LABEL, NODE_LABEL, PREFIX_LABEL, RUN_OPTIONS, XNAME_LABEL, PodmanError, image_id,
-                          is_lab_row, lab_filter, lab_labels, lab_prefix, podman, podman_json)
+                          is_lab_row, lab_filter, lab_labels, lab_prefix, podman, podman_json, wait_systemd)
 from ..ssh import ensure_key, sshd_answers
 from .base import BuiltImage, DriverError, NodeSpec
 
@@ -347,20 +347,7 @@ class PodmanDriver:
         """Wait until systemd has finished booting and sshd answers on every node."""
         deadline = time.monotonic() + timeout
         for xname in xnames:
-            name = self.container(xname)
-            while True:
-                # Right after start, systemd's bus is not there yet: ask again until it is.
-                left = max(1.0, deadline - time.monotonic())
-                proc = podman("exec", name, "timeout", str(int(left)), "systemctl",
-                              "is-system-running", "--wait", check=False, timeout=left + 10,
-                              what=f"node {xname}: boot")
-                state = proc.stdout.strip()
-                if state in ("running", "degraded"):
-                    break
-                if time.monotonic() > deadline:
-                    raise DriverError(f"node {xname}: systemd is {state or 'not answering'} "
-                                      f"after {timeout:.0f} s ({proc.stderr.strip()[-200:]})")
-                time.sleep(0.2)
+            wait_systemd(self.container(xname), deadline, f"node {xname}")
             info = self._inspect(xname) or {}
             ip = (info.get("Config", {}).get("Labels") or {}).get(IP_LABEL, "")
             while not sshd_answers(ip):
