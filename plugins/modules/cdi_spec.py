@@ -90,7 +90,7 @@ options:
     type: str
     default: "0644"
 notes:
-  - The file is JSON: engines read C(.json) and C(.yaml) specs alike, and JSON needs nothing beyond Python on the node.
+  - The file is JSON. Engines read C(.json) and C(.yaml) specs alike, and JSON needs nothing beyond Python on the node.
 """
 
 EXAMPLES = r"""
