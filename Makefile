@@ -166,3 +166,10 @@ clean:
 .PHONY: bench-inventory
 bench-inventory: venv
 	@$(BIN)/python tools/bench_inventory.py
+
+# deploy of 1 service + 4 compute nodes from cached images, the unchanged re-run (ratio, changed=0) against
+# a re-run that applies the vServices anyway, and an image update of the 4 compute nodes (total, per node),
+# on a lab of its own (or VCLUSTER_TEST_LAB_HOME's); prints the figures, writes .bench/lifecycle.json.
+.PHONY: bench-lifecycle
+bench-lifecycle: venv
+	@$(BIN)/pytest -q -s -p no:cacheprovider tests/integration/bench_lifecycle.py

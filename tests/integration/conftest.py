@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vc_lab import NODES, ROOT, Lab, failures, free_port, podman, run_playbook
+from vc_lab import NODES, ROOT, Lab, failed_messages, free_port, podman, run_site_playbook
 from vcluster_lab.nmn_claim import claim_nmn
 
 
@@ -56,8 +56,10 @@ class Stack:
         ips = {n["xname"]: n["ip"] for n in reply.json()["nodes"]}
         self.ips = {group: [ips[x] for x in xnames] for group, xnames in STACK_NODES.items()}
 
-    def deploy(self) -> tuple[int, dict, str]:
-        return run_playbook(self.lab, "openchami", "deploy", self.manifest, self.workdir)
+    def deploy(self) -> dict:
+        """hpc.vcluster.deploy of the stack again (run_site_playbook's result)."""
+        return run_site_playbook(self.lab, "openchami", "deploy", self.workdir,
+                                 extra_vars={"vcluster_manifest": str(self.manifest)})
 
     def ssh(self, group: str, command: str, index: int = 0, timeout: float = 300):
         return self.lab.ssh(self.ips[group][index], command, timeout=timeout)
@@ -79,10 +81,10 @@ def stack(lab, tmp_path_factory):
     manifest["image"]["recipe"] = str((STACK_MANIFEST.parent / manifest["image"]["recipe"]).resolve())
     path = workdir / "stack.yml"
     path.write_text(yaml.safe_dump(manifest, sort_keys=False))
-    rc, stats, output = run_playbook(lab, "openchami", "deploy", path, workdir)
-    assert rc == 0, f"deploying the stack failed: {failures(output)}"
+    deployed = run_site_playbook(lab, "openchami", "deploy", workdir, extra_vars={"vcluster_manifest": str(path)})
+    assert deployed["rc"] == 0, f"deploying the stack failed: {failed_messages(deployed)}"
     try:
-        yield Stack(lab, path, stats, workdir)
+        yield Stack(lab, path, deployed["stats"], workdir)
     finally:
-        rc, _stats, output = run_playbook(lab, "openchami", "destroy", path, workdir)
-        assert rc == 0, f"destroying the stack failed: {failures(output)}"
+        destroyed = run_site_playbook(lab, "openchami", "destroy", workdir, extra_vars={"vcluster_manifest": str(path)})
+        assert destroyed["rc"] == 0, f"destroying the stack failed: {failed_messages(destroyed)}"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import shlex
 
 import pytest
-from vc_lab import NODES, failures
+from vc_lab import NODES, failed_messages
 
 USER, UID = "vcuser", 3001
 IMAGES = "http://10.252.0.2/images"
@@ -79,11 +79,11 @@ def test_packages_came_from_the_site_repository(stack):
 
 
 def test_second_deploy_changes_nothing(stack):
-    rc, stats, output = stack.deploy()
-    assert rc == 0, failures(output)
-    changed = {host: s["changed"] for host, s in stats.items() if s["changed"]}
+    again = stack.deploy()
+    assert again["rc"] == 0, failed_messages(again)
+    changed = {host: s["changed"] for host, s in again["stats"].items() if s["changed"]}
     assert changed == {}, f"second deploy changed something: {changed}"
-    assert len(stats) == 4  # localhost + the stack's 3 nodes
+    assert len(again["stats"]) == 4  # localhost + the stack's 3 nodes
 
 
 def test_second_lab_start_builds_no_package(stack):
