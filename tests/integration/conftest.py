@@ -11,7 +11,15 @@ import pytest
 import yaml
 
 from vc_lab import NODES, ROOT, Lab, failed_messages, free_port, podman, run_site_playbook
-from vcluster_lab.nmn_claim import claim_nmn
+from vcluster_lab.nmn_claim import SECOND_SITE, claim_nmn
+
+
+def _lab_left_nothing(instance: Lab, down) -> None:
+    left = podman("ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{instance.prefix}-", check=False)
+    builds = podman("ps", "-a", "-q", "--filter", "label=io.vcluster.build", check=False)
+    assert down.returncode == 0, down.stderr
+    assert not left.stdout.strip(), f"the lab left containers behind: {left.stdout}"
+    assert not builds.stdout.strip(), f"image builds left containers behind: {builds.stdout}"
 
 
 @pytest.fixture(scope="session")
@@ -33,11 +41,7 @@ def lab(tmp_path_factory):
             yield instance
         finally:
             down = instance.run("down", check=False)
-    left = podman("ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{instance.prefix}-", check=False)
-    builds = podman("ps", "-a", "-q", "--filter", "label=io.vcluster.build", check=False)
-    assert down.returncode == 0, down.stderr
-    assert not left.stdout.strip(), f"the lab left containers behind: {left.stdout}"
-    assert not builds.stdout.strip(), f"image builds left containers behind: {builds.stdout}"
+    _lab_left_nothing(instance, down)
 
 
 #: The stack vCluster's nodes: added to the session's lab for it, so the tests that use the
@@ -88,3 +92,20 @@ def stack(lab, tmp_path_factory):
     finally:
         destroyed = run_site_playbook(lab, "openchami", "destroy", workdir, extra_vars={"vcluster_manifest": str(path)})
         assert destroyed["rc"] == 0, f"destroying the stack failed: {failed_messages(destroyed)}"
+
+
+@pytest.fixture(scope="session")
+def second_site(lab, tmp_path_factory):
+    """A second lab site on this machine, beside ``lab``: its own home, prefix, port, site name and
+    management network (SECOND_SITE, 10.251.0.0/16), one compute node. Its range is claimed under the
+    lock ``lab`` holds (the claim nests), and it goes down before ``lab`` does."""
+    home = tmp_path_factory.mktemp("site-b") / "home"
+    instance = Lab(home, "vcmt" + secrets.token_hex(3), free_port())
+    with claim_nmn(network=SECOND_SITE):
+        try:
+            instance.run("up", "--nodes", "1", "--service-nodes", "0", "--port", str(instance.port),
+                         "--mgmt-network", str(SECOND_SITE), "--site-name", "site-b")
+            yield instance
+        finally:
+            down = instance.run("down", check=False)
+    _lab_left_nothing(instance, down)
