@@ -83,7 +83,8 @@ def test_second_deploy_changes_nothing(stack):
     assert again["rc"] == 0, failed_messages(again)
     changed = {host: s["changed"] for host, s in again["stats"].items() if s["changed"]}
     assert changed == {}, f"second deploy changed something: {changed}"
-    assert len(again["stats"]) == 4  # localhost + the stack's 3 nodes
+    # the play reached the stack's nodes (controller steps run on the play's first host)
+    assert {"nid000005", "nid000006"} <= set(again["stats"]), again["stats"]
 
 
 def test_second_lab_start_builds_no_package(stack):
