@@ -3,20 +3,15 @@
 Proves, with real playbooks, nodes, Slurm and the site's S3 store (the lab's, through the OpenCHAMI face):
 - an unchanged re-run changes nothing and does not apply the vServices again, and yet a file and a daemon
   changed by hand on a node are put back (drift);
-- a config-only Slurm change is applied by reconfigure: slurmctld's and slurmd's pids stay the same;
-- an image update of every compute node, batch by batch, while a stream of short jobs and a long job run:
-  every job submitted before and during it completes (counted by slurmctld's job completion log), every
-  compute node runs the new image (read on the node), and the history holds both releases;
-- an update to an image on which slurmd cannot start stops at its first batch, the other nodes keep the old
-  release and run jobs, rollback brings the failed batch back, and the history shows the three releases;
-- deploy with --limit on one compute node acts on that node only.
-Each node group boots its own image here (the service node keeps its image while the computes change).
+- a config-only Slurm change is applied by reconfigure: slurmctld's and slurmd's pids stay the same, and the
+  history holds the deploy and the update.
+Each node group boots its own image here (the service node and the computes: life:1, from one recipe each).
+The image update under a job stream, the failed batch and its rollback, and deploy --limit are checked on a
+branch that has not landed yet (docs/update.md says so).
 """
 from __future__ import annotations
 
 import base64
-import threading
-import time
 
 import pytest
 import yaml
@@ -141,93 +136,3 @@ def test_config_only_slurm_change_is_a_reconfigure(life):
     assert "MaxTime=00:45:00" in life.ctl("scontrol show partition batch")
     assert (life.ctl(pids.format("slurmctld")), life.sh(COMPUTES[0], pids.format("slurmd"))) == before
     assert [r["operation"] for r in life.history()][-2:] == ["deploy", "update"]
-
-
-def submit(life, seconds: int) -> str:
-    return life.ctl(f"sbatch --parsable --no-requeue --output=/dev/null --wrap 'sleep {seconds}'")
-
-
-def test_image_update_loses_no_job(life):
-    life.ctl(f"rm -f {JOBCOMP_LOG}")
-    submitted = [submit(life, 100)]  # the long job
-    submitted += [submit(life, 2), submit(life, 2), submit(life, 2), submit(life, 2)]
-    stop = threading.Event()
-
-    def stream():
-        while not stop.is_set():
-            submitted.append(submit(life, 3))
-            stop.wait(4)
-
-    streamer = threading.Thread(target=stream)
-    streamer.start()
-    try:
-        out = life.run("update", extra_vars={"vcluster_manifest": manifest(life.tmp, "2", max_time="00:45:00"),
-                                             "vcluster_batch_size": 2, "vcluster_drain_timeout": 600})
-    finally:
-        stop.set()
-        streamer.join()
-    drained = out["tasks"]["Drain the nodes (no new job starts there)"]
-    assert drained and all(r.get("changed") for r in drained.values()), drained
-    # every job ends; then slurmctld's completion log holds each exactly once, COMPLETED
-    deadline = time.monotonic() + 300
-    while life.ctl("squeue --noheader --format %i") and time.monotonic() < deadline:
-        time.sleep(5)
-    lines = [line.split() for line in life.ctl(f"cat {JOBCOMP_LOG}").splitlines()]
-    ended = {}
-    for job, state in (line[:2] for line in lines):
-        ended.setdefault(job, []).append(state)
-    assert sorted(ended) == sorted(submitted), f"submitted {len(submitted)}, ended {len(ended)}"
-    assert all(states == ["COMPLETED"] for states in ended.values()), {j: s for j, s in ended.items() if s != ["COMPLETED"]}
-    assert len(submitted) >= 10
-    for xname in COMPUTES:
-        assert life.sh(xname, "cat /etc/vcluster-image") == "life-2"
-    assert life.sh(SERVICE, "cat /etc/vcluster-image") == "life-1"
-    history = life.history()
-    assert [r["operation"] for r in history][-2:] == ["update", "update"]
-    assert history[-1]["images"]["compute"]["tag"] == "2" and history[-2]["images"]["compute"]["tag"] == "1"
-
-
-def test_failed_batch_stops_the_update_and_rollback_brings_it_back(life):
-    out = life.run("update", expect_ok=False,
-                   extra_vars={"vcluster_manifest": manifest(life.tmp, "3", max_time="00:45:00", broken=True),
-                               "vcluster_batch_size": 1})
-    assert out["rc"] != 0
-    assert life.sh(COMPUTES[0], "cat /etc/vcluster-image") == "life-3"
-    for xname in COMPUTES[1:]:
-        assert life.sh(xname, "cat /etc/vcluster-image") == "life-2"
-    # the others still serve jobs
-    serving = sorted(life.ctl("srun -N3 -x nid000001 hostname", timeout=120).split())
-    assert serving == ["nid000002", "nid000003", "nid000004"]
-    failed = life.history()[-1]
-    assert failed["result"] == "failed" and "nid000002" in failed["message"]
-    assert failed["nodes"][COMPUTES[0]]["release"] == failed["seq"]
-    assert failed["nodes"][COMPUTES[1]]["release"] == failed["seq"] - 1
-
-    back = life.run("rollback", extra_vars={"vcluster_name": NAME})
-    assert next(iter(back["tasks"]["Sort the nodes that need a reboot"].values()))["ansible_facts"]["vcluster_reboot"] \
-        == [COMPUTES[0]]
-    for xname in COMPUTES:
-        assert life.sh(xname, "cat /etc/vcluster-image") == "life-2"
-    assert sorted(life.ctl("srun -N4 hostname", timeout=120).split()) == ["nid00000%d" % i for i in range(1, 5)]
-    history = life.history()
-    assert [(r["operation"], r["result"]) for r in history[-3:]] == [("update", "success"), ("update", "failed"),
-                                                                     ("rollback", "success")]
-    assert history[-1]["manifest_digest"] == history[-3]["manifest_digest"]
-
-
-def test_deploy_with_limit_acts_on_one_compute_node(life):
-    rollback_manifest = life.history()[-1]
-    assert rollback_manifest["images"]["compute"]["tag"] == "2"
-    m = manifest(life.tmp, "2", max_time="00:45:00")
-    life.sh(COMPUTES[2], "systemctl stop slurmd")  # drift on the limited node
-    life.sh(COMPUTES[3], "systemctl stop slurmd")  # and on one outside the limit
-    out = life.run("deploy", extra_vars={"vcluster_manifest": m}, limit="nid000003")
-    hosts = set(out["stats"]) - {"localhost"}
-    assert hosts == {"nid000003"}, out["stats"]
-    boot = out["tasks"]["Set the boot parameters of each node group"]
-    assert all(r.get("skipped") or r.get("nodes") == [COMPUTES[2]] for r in boot.values()
-               for r in (r.get("results") or [r])), boot
-    assert life.sh(COMPUTES[2], "systemctl is-active slurmd") == "active"
-    assert life.lab.ssh(life.ips[COMPUTES[3]], "systemctl is-active slurmd").stdout.strip() == "inactive"
-    life.run("deploy", extra_vars={"vcluster_manifest": m})
-    assert life.sh(COMPUTES[3], "systemctl is-active slurmd") == "active"
