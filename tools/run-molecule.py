@@ -1,10 +1,14 @@
 """Run every Molecule scenario of the repository: ``molecule test -s <name>`` for each
 ``molecule/<name>/molecule.yml``, after making sure the lab's base image exists.
 
-A scenario may have ``molecule/<name>/image.yml``: an image-builder recipe on the base image
-(the packages a node would have in its image, so converge does not spend minutes in apt),
-built once and cached by recipe hash (``vcluster_lab.images.cached_image``); its reference is
-exported as ``VCLUSTER_MOLECULE_IMAGE``.
+A scenario may use two more things the lab makes, both cached:
+
+* ``molecule/<name>/image.yml``: an image-builder recipe on the base image (the packages a
+  node would have in its image, so converge does not spend minutes in apt); its
+  reference is exported as ``VCLUSTER_MOLECULE_IMAGE``;
+* the site package repository (when molecule.yml mentions ``VCLUSTER_LAB_SITE_REPO``): its
+  image and served tree, exported as ``VCLUSTER_LAB_SITE_REPO_IMAGE`` and
+  ``VCLUSTER_LAB_SITE_REPO_WWW``, for a platform that serves it on the scenario's network.
 
 Usage: .venv/bin/python tools/run-molecule.py [SCENARIO ...]   (default: all scenarios)
 
@@ -54,7 +58,7 @@ def ensure_base_image() -> str:
 
 def scenario_environment(name: str) -> dict[str, str]:
     """What scenario ``name`` needs from the lab (see the module docstring), made if missing."""
-    from vcluster_lab import images  # pylint: disable=import-outside-toplevel
+    from vcluster_lab import images, site_repo, site_services  # pylint: disable=import-outside-toplevel
     env: dict[str, str] = {}
     directory = ROOT / "molecule" / name
 
@@ -67,6 +71,11 @@ def scenario_environment(name: str) -> dict[str, str]:
         image = images.cached_image((data.get("options") or {}).get("name") or f"vclab-molecule-{name}", data,
                                     base_dir=directory, log=say)
         env["VCLUSTER_MOLECULE_IMAGE"] = image.ref
+    if "VCLUSTER_LAB_SITE_REPO" in (directory / "molecule.yml").read_text():
+        service = site_services.catalogue()["repo"]
+        image = site_services.ensure_image(service, say)
+        env["VCLUSTER_LAB_SITE_REPO_IMAGE"] = image.ref
+        env["VCLUSTER_LAB_SITE_REPO_WWW"] = str(site_repo.prepare(image.ref, say))
     return env
 
 
