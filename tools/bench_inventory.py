@@ -19,8 +19,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,56 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from bench_lab import BIN, ROOT, Lab
+
 BARS = {"requests": 4, "plugin": 0.5, "cache": 0.35}
-# requests (and the lab's own client) let these replace a session's CA bundle; the lab's CA must win.
-CA_OVERRIDES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Lab:
-    """A records-only lab of our own: temporary home, free port, private prefix; stopped by its pid."""
-
-    def __init__(self, home: Path):
-        self.home = home
-        self.port = free_port()
-        self.env = {k: v for k, v in os.environ.items() if k not in CA_OVERRIDES}
-        self.env["VCLUSTER_LAB_PREFIX"] = "vcbench%d" % os.getpid()
-
-    def cli(self, *args: str) -> str:
-        cmd = [sys.executable, "-m", "vcluster_lab.cli", *args, "--home", str(self.home)]
-        done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=600, check=False)
-        if done.returncode:
-            raise SystemExit("vcluster-lab %s failed: %s" % (args[0], (done.stderr or done.stdout).strip()[-800:]))
-        return done.stdout
-
-    def start(self, nodes: int, groups: int) -> None:
-        self.cli("up", "--records", "--nodes", "0", "--port", str(self.port))
-        print(self.cli("seed", "--nodes", str(nodes), "--groups", str(groups)).strip())
-
-    def client_env(self, face: str) -> dict:
-        return json.loads(self.cli("env", "--face", face, "--format", "json"))
-
-    def stop(self) -> None:
-        pid_file = self.home / "server.pid"
-        try:
-            pid = int(pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return
-        try:
-            os.kill(pid, signal.SIGTERM)
-            for _attempt in range(100):
-                os.kill(pid, 0)
-                time.sleep(0.1)
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 class Run:
@@ -137,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = []
     try:
         started = time.perf_counter()
-        lab.start(args.nodes, args.groups)
+        print(lab.start(args.nodes, args.groups))
         print("lab: records driver on port %d, %d nodes and %d labels seeded in %.1f s" % (
             lab.port, args.nodes, args.groups, time.perf_counter() - started))
         base = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"), ANSIBLE_VERBOSE_TO_STDERR="1",
