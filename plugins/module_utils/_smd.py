@@ -142,7 +142,11 @@ class SmdClient(object):
 
     # -- labels (groups) -----------------------------------------------------------
     def groups(self, labels=None, tag=None):
-        return self._get("/groups", _params({"group": labels, "tag": tag})) or []
+        params = _params({"group": labels, "tag": tag})
+        if labels and query_length(params) > MAX_QUERY:  # so many labels: all groups, filtered here
+            wanted = set(labels)
+            return [g for g in self._get("/groups", _params({"tag": tag})) or [] if g.get("label") in wanted]
+        return self._get("/groups", params) or []
 
     def group(self, label):
         return self._get("/groups/%s" % label, missing_ok=True)
