@@ -873,14 +873,26 @@ class SmdInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
         compose, groups, keyed = constructed["compose"], constructed["groups"], constructed["keyed_groups"]
         use_constructed = bool(compose or groups or keyed)
         strict = self.get_option("strict")
-        set_variable, add_host, add_child = inventory.set_variable, inventory.add_host, inventory.add_child
+        add_host, hosts, group_objs = inventory.add_host, inventory.hosts, inventory.groups
+        fast = os.environ.get("VCLUSTER_INVENTORY_SLOW") != "1"
+        last = None
         for name, hostvars, host_groups in model.hosts:
             add_host(name)
-            for key, value in hostvars.items():
-                set_variable(name, key, value)
+            host = hosts[name]
+            if fast and type(host.vars) is dict:
+                host.vars.update(hostvars)
+            else:
+                for key, value in hostvars.items():
+                    inventory.set_variable(name, key, value)
             for group in host_groups:
-                add_child(group, name)
+                if fast:
+                    group_objs[group].add_host(host)
+                else:
+                    inventory.add_child(group, name)
+                last = (group, name)
             if use_constructed:
                 self._set_composite_vars(compose, hostvars, name, strict=strict)
                 self._add_host_to_composed_groups(groups, hostvars, name, strict=strict)
                 self._add_host_to_keyed_groups(keyed, hostvars, name, strict=strict)
+        if last:
+            inventory.add_child(*last)
