@@ -21,6 +21,11 @@ BIN = Path(sys.executable).parent
 CA_OVERRIDES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM raises SystemExit, so a benchmark's ``finally`` still stops its lab server."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

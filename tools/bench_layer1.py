@@ -30,7 +30,7 @@ from pathlib import Path
 
 import requests
 
-from bench_lab import BIN, Lab, ansible_env
+from bench_lab import BIN, Lab, ansible_env, exit_on_sigterm
 
 LABEL = "bench_vc"
 PKEY = "0x0a12"
@@ -93,8 +93,8 @@ def run_round(work: Path, lab: Lab, env: dict, steps_: list, nodes: list[str]) -
     try:
         report = json.loads(done.stdout)
     except ValueError:
-        raise SystemExit("ansible-playbook did not print JSON (rc %d):\n%s\n%s" % (done.returncode, done.stdout[-3000:],
-                                                                               done.stderr[-3000:]))
+        raise SystemExit("ansible-playbook did not print JSON (rc %d):\n%s\n%s" % (
+            done.returncode, done.stdout[-3000:], done.stderr[-3000:]))
     results, pending = {}, None
     for entry in report["plays"][0]["tasks"]:
         name = entry["task"]["name"]
@@ -152,8 +152,8 @@ def report(title: str, face: str, site: int, repeat: int, sizes: list[int], step
     print()
     print("hpc.vcluster layer-1 benchmark: %s (%s face, records-only lab with %d nodes, median of %d rounds)" % (
         title, face, site, repeat))
-    print("  %-18s %10s %10s %10s %10s %8s   %s" % ("step", "req@%d" % small, "req@%d" % large, "s@%d" % small,
-                                                   "s@%d" % large, "ratio", "verdict"))
+    print("  %-18s %10s %10s %10s %10s %8s   %s" % (
+        "step", "req@%d" % small, "req@%d" % large, "s@%d" % small, "s@%d" % large, "ratio", "verdict"))
     for name, _module, _args in steps_:
         req = {size: [r[name][0] for r in runs[size]] for size in sizes}
         polls = {size: sorted(set(r[name][3] for r in runs[size])) for size in sizes}
@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--face", choices=("openchami", "csm"), default="openchami")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
+    exit_on_sigterm()
     sizes = [int(s) for s in args.sizes.split(",")]
     if len(sizes) != 2 or sizes[0] >= sizes[1]:
         raise SystemExit("--sizes takes two increasing sizes, e.g. 1000,10000")

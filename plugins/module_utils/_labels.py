@@ -4,6 +4,7 @@
 """Labels (SMD groups) as the modules show them, and bulk membership look-ups."""
 from __future__ import annotations
 
+
 def group_view(group):
     """A label as the modules return it (and as diffs show it); {} for no label."""
     if not group:

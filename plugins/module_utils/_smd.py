@@ -40,16 +40,13 @@ def query_length(params):
 
 def nid_ranges(nids):
     """``[1, 2, 3, 7]`` -> ``["1-3", "7"]``: SMD's NIDRanges, short whatever the count."""
-    out, ordered = [], sorted(set(int(n) for n in nids))
-    start = prev = None
-    for nid in ordered + [None]:
-        if start is not None and (nid is None or nid != prev + 1):
-            out.append(str(start) if start == prev else "%d-%d" % (start, prev))
-            start = None
-        if nid is not None and start is None:
-            start = nid
-        prev = nid
-    return out
+    runs = []
+    for nid in sorted(set(int(n) for n in nids)):
+        if runs and nid == runs[-1][1] + 1:
+            runs[-1][1] = nid
+        else:
+            runs.append([nid, nid])
+    return [str(low) if low == high else "%d-%d" % (low, high) for low, high in runs]
 
 
 def _params(filters):

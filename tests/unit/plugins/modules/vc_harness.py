@@ -118,8 +118,8 @@ class FakeSmd:
         if path == "/State/Components/ByNID/Query" and method == "POST":
             nids = set()
             for item in body["NIDRanges"]:
-                low, _, high = item.partition("-")
-                nids.update(range(int(low), int(high or low) + 1))
+                bounds = [int(n) for n in item.split("-")]
+                nids.update(range(bounds[0], bounds[-1] + 1))
             return ok + (json.dumps({"Components": [c for c in self.components if c["NID"] in nids]}),)
         if path == "/State/Components" and method == "GET":
             comps = self.components
