@@ -24,6 +24,7 @@ from . import daemon, home as labhome, images, preflight
 from .client import LabClient, LabError
 from .nodes.base import DriverError
 from .ssh import ensure_key, key_path, wait_for_login
+from .tokens import Credentials
 
 FACES = ("openchami", "csm")
 PLUGINS = {"openchami": "hpc.vcluster.openchami", "csm": "hpc.vcluster.csm"}
@@ -195,6 +196,10 @@ def lab_env(home: Path, face: str) -> dict[str, str]:
            "VCLUSTER_LAB_SSH_KEY": str(key_path(home))}
     if face == "openchami":
         env["LAB_ACCESS_TOKEN"] = client.token()
+        # the site's S3 store with static keys, as MinIO on OpenCHAMI (CSM's STS needs none)
+        s3 = Credentials(home).s3()
+        env.update({"VCLUSTER_S3_URL": client.url + "/s3", "VCLUSTER_S3_ACCESS_KEY": s3["access_key"],
+                    "VCLUSTER_S3_SECRET_KEY": s3["secret_key"]})
     else:
         env["VCLUSTER_CLIENT_ID"], env["VCLUSTER_CLIENT_SECRET"] = client.credentials("csm")
         # IMS jobs need a public key record: the site admin's key, here the lab's
@@ -210,7 +215,7 @@ def cmd_env(args) -> int:
         # Switching faces in one shell: the other face's credentials would win otherwise
         # (a LAB_ACCESS_TOKEN comes before client credentials in the token order).
         stale = ["VCLUSTER_CLIENT_ID", "VCLUSTER_CLIENT_SECRET", "VCLUSTER_IMS_PUBLIC_KEY"] if args.face == "openchami" \
-            else ["LAB_ACCESS_TOKEN"]
+            else ["LAB_ACCESS_TOKEN", "VCLUSTER_S3_URL", "VCLUSTER_S3_ACCESS_KEY", "VCLUSTER_S3_SECRET_KEY"]
         print(f"unset {' '.join(stale)}")
         for key, value in env.items():
             print(f"export {key}={shlex.quote(value)}")

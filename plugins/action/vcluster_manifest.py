@@ -10,7 +10,10 @@ config contract) are the catalogue a manifest is checked against.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 
 import yaml
 
@@ -40,8 +43,13 @@ def load_catalog(roles_dir):
         if os.path.isfile(specs_file):
             with open(specs_file) as handle:
                 spec = ((yaml.safe_load(handle) or {}).get("argument_specs", {}).get("main", {}) or {}).get("options", {})
+        watch = info.get("watch")
+        if watch is not None and not _watch_is_valid(watch):
+            raise AnsibleActionFail("%s: watch must be {files: [absolute paths or globs], services: [unit names]}"
+                                    % declaration)
         catalog[name] = {"version": str(info.get("version", "")), "after": info.get("after") or [],
-                         "description": info.get("description", ""), "argument_spec": spec}
+                         "description": info.get("description", ""), "argument_spec": spec,
+                         "watch": info.get("watch"), "reconfigure": list(info.get("reconfigure") or [])}
     return catalog
 
 
@@ -96,12 +104,19 @@ class ActionModule(ActionBase):
         except ManifestError as exc:
             result.update(failed=True, msg=str(exc), errors=exc.errors)
             return result
-        recipe = normalized["image"].get("recipe")
-        if recipe and base_dir and not os.path.isabs(recipe):
-            normalized["image"]["recipe"] = os.path.normpath(os.path.join(base_dir, recipe))
-        if recipe and not os.path.isfile(normalized["image"]["recipe"]):
-            result.update(failed=True, msg="%s is invalid:\n  image.recipe: file %s does not exist" % (
-                source, normalized["image"]["recipe"]), errors=["image.recipe: file does not exist"])
+        # recipes are relative to the manifest; the node groups' boot images are the same objects
+        images = [("image", normalized["image"])] + [
+            ("nodes.%s.image" % group, spec["image"]) for group, spec in sorted(normalized["nodes"].items())
+            if "image" in spec]
+        missing = []
+        for field, image in images:
+            recipe = image.get("recipe")
+            if recipe and base_dir and not os.path.isabs(recipe):
+                image["recipe"] = os.path.normpath(os.path.join(base_dir, recipe))
+            if recipe and not os.path.isfile(image["recipe"]):
+                missing.append("%s.recipe: file %s does not exist" % (field, image["recipe"]))
+        if missing:
+            result.update(failed=True, msg="%s is invalid:\n  %s" % (source, "\n  ".join(missing)), errors=missing)
             return result
         for vs in normalized["vservices"]:
             external = "source" in vs
@@ -112,10 +127,72 @@ class ActionModule(ActionBase):
             # whether the role knows how to stop itself (tasks/destroy.yml), for the destroy playbook
             vs["has_destroy"] = not external and os.path.isfile(
                 os.path.join(COLLECTION_ROOT, "roles", vs["name"], "tasks", "destroy.yml"))
-        result.update(changed=False, manifest=normalized,
+            # what tells the lifecycle that a node still runs the vService as applied (meta/vservice.yml watch)
+            vs["watch"] = None if external else catalog[vs["name"]].get("watch")
+            # the settings its daemons take without a restart (an update that changes only these reconfigures)
+            vs["reconfigure"] = [] if external else catalog[vs["name"]].get("reconfigure") or []
+        plain = _plain(manifest)
+        result.update(changed=False, manifest=normalized, digest=digest(plain), masked=mask(plain, catalog),
                       vservice_order=[v["name"] for v in normalized["vservices"]],
                       catalog=dict((k, {"version": v["version"], "description": v["description"]}) for k, v in catalog.items()))
         return result
+
+
+WATCH_FILE = re.compile(r"^/[A-Za-z0-9_./*?-]+$")
+WATCH_UNIT = re.compile(r"^[A-Za-z0-9@_.-]+$")
+
+
+def _watch_is_valid(watch):
+    """A vService's watch list goes into a shell on the nodes: absolute paths or globs, unit names, nothing else."""
+    if not isinstance(watch, dict) or set(watch) - set(("files", "services")):
+        return False
+    files, units = watch.get("files") or [], watch.get("services") or []
+    return (isinstance(files, list) and isinstance(units, list)
+            and all(isinstance(f, str) and WATCH_FILE.match(f) for f in files)
+            and all(isinstance(u, str) and WATCH_UNIT.match(u) for u in units))
+
+
+SECRET_NAME = re.compile(r"(?i)(pass$|passw|secret|token|private_?key|key_b64|credential)")
+MASK = "********"
+
+
+def digest(manifest):
+    """sha256 of the manifest as written, over canonical JSON (key order and layout do not count)."""
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _mask_value(value, spec):
+    """``value`` with the settings ``spec`` marks no_log, or whose name says secret, masked (nested options too)."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            option = (spec or {}).get(key) or {}
+            if option.get("no_log") or SECRET_NAME.search(str(key)):
+                out[key] = MASK
+            else:
+                out[key] = _mask_value(item, option.get("options"))
+        return out
+    if isinstance(value, list):
+        return [_mask_value(item, spec) for item in value]
+    return value
+
+
+def mask(manifest, catalog):
+    """The manifest as written with its vServices' secrets masked (what a release record keeps)."""
+    out = dict(manifest) if isinstance(manifest, dict) else manifest
+    if not isinstance(out, dict) or not isinstance(out.get("vservices"), list):
+        return out
+    masked = []
+    for vs in out["vservices"]:
+        if isinstance(vs, dict) and isinstance(vs.get("config"), dict):
+            name = vs.get("name")
+            spec = (catalog.get(name) or {}).get("argument_spec") or {}
+            prefixed = dict((k[len(name) + 1:], v) for k, v in spec.items() if name and k.startswith(name + "_"))
+            vs = dict(vs, config=_mask_value(vs["config"], prefixed))
+        masked.append(vs)
+    out["vservices"] = masked
+    return out
 
 
 def _plain(value):

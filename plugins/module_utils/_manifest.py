@@ -24,6 +24,8 @@ except ImportError:  # pragma: no cover - reported by the caller
 API_VERSION = "hpc.vcluster/v1"
 NAME_PATTERN = "^[a-z][a-z0-9_]*$"
 XNAME_PATTERN = "^x[0-9]+c[0-9]+s[0-9]+b[0-9]+n[0-9]+$"
+# one line of printable words; root= is the image's (boot_params sets it), never the manifest's
+KERNEL_PARAMS_PATTERN = "^(?!(.* )?root=)[\\x20-\\x7e]*$"
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -48,7 +50,8 @@ SCHEMA = {
             "description": "Node groups by name (for example service and compute).",
         },
         "image": {"$ref": "#/$defs/image"},
-        "kernel_params": {"type": "string", "description": "Extra kernel command-line parameters."},
+        "kernel_params": {"type": "string", "pattern": KERNEL_PARAMS_PATTERN,
+                          "description": "Extra kernel command-line parameters (root= comes from the image)."},
         "boot": {
             "type": "object", "additionalProperties": False,
             "properties": {
@@ -68,6 +71,11 @@ SCHEMA = {
                 "select": {"$ref": "#/$defs/select"},
                 "nodes": {"type": "array", "uniqueItems": True, "minItems": 1,
                           "items": {"type": "string", "pattern": XNAME_PATTERN}},
+                "image": {"$ref": "#/$defs/image",
+                          "description": "The image this node group boots, instead of the vCluster's image (for "
+                                         "example aarch64 compute nodes beside x86 service nodes)."},
+                "kernel_params": {"type": "string", "pattern": KERNEL_PARAMS_PATTERN,
+                                  "description": "This node group's kernel parameters, instead of the vCluster's."},
             },
             "oneOf": [{"required": ["count"], "not": {"required": ["nodes"]}},
                       {"required": ["nodes"], "not": {"required": ["count"]}}],
@@ -376,6 +384,11 @@ def validate(manifest, catalog, validate_spec=None, source="manifest"):
         if "source" not in vs:
             vs.setdefault("version", catalog[vs["name"]].get("version"))
     normalized["vservices"] = apply_order(normalized, catalog)
+    # what each node group boots: its own image and kernel parameters, else the vCluster's
+    normalized["boot_by_group"] = dict(
+        (group, {"image": spec.get("image") or normalized["image"],
+                 "kernel_params": spec.get("kernel_params", normalized["kernel_params"])})
+        for group, spec in sorted(normalized["nodes"].items()))
     # the storage role's mounts, per node group (a mount without nodes goes on every group)
     normalized["storage_by_group"] = dict(
         (group, [dict((k, v) for k, v in m.items() if k != "nodes") for m in normalized["storage"]

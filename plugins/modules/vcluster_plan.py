@@ -101,7 +101,13 @@ plan:
       type: list
       elements: str
     nodes:
-      description: Each member with its node group, NID, role and state.
+      description: Each member with its node group, NID, role, state, and the image and kernel parameters it is to boot.
+      type: list
+      elements: dict
+    boot_groups:
+      description:
+        - One entry per node group that has nodes, as the boot step takes them (C(node_group), C(nodes), C(image),
+          C(kernel_params)); a node group's own image and kernel parameters replace the vCluster's.
       type: list
       elements: dict
     image:

@@ -19,9 +19,11 @@ so a second run installs everything for real without fetching it again.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -40,12 +42,12 @@ def run(argv, **kwargs) -> subprocess.CompletedProcess:
 def clean_root_tarball() -> Path:
     """A debootstrap minbase of Debian 12 from the host's mirror, made once and cached."""
     main, _security, _updates = images.debian_mirrors()
-    key = images.hashlib.sha256(f"fresh-root {images.SUITE} {main}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"fresh-root {images.SUITE} {main}".encode()).hexdigest()[:12]
     tarball = images.cache_dir() / f"fresh-root-{images.SUITE}-{key}.tar"
     with images._locked(f"fresh-root-{key}"):  # pylint: disable=protected-access
         if tarball.is_file():
             return tarball
-        work = Path(images.tempfile.mkdtemp(prefix="fresh-root-", dir=images.cache_dir()))
+        work = Path(tempfile.mkdtemp(prefix="fresh-root-", dir=images.cache_dir()))
         try:
             proc = run(["debootstrap", "--variant=minbase", images.SUITE, str(work / "root"), main])
             assert proc.returncode == 0, f"debootstrap failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"

@@ -13,6 +13,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from cli_helpers import CLI, free_port
 from podman_helpers import leftovers, new_prefix, podman
 
@@ -74,12 +76,9 @@ def test_a_failing_container_is_reported_in_one_line(tmp_path, monkeypatch):
     broken.write_text("not a program\n")
     monkeypatch.setattr(preflight, "PROBE", broken)
     try:
-        try:
+        with pytest.raises(preflight.PreflightError) as caught:
             preflight.run(prefix)
-        except preflight.PreflightError as exc:
-            text = str(exc)
-        else:
-            raise AssertionError("the preflight passed with a probe that cannot run")
+        text = str(caught.value)
         assert text.startswith("podman cannot run a container on a bridge network here:"), text
         assert "\n" not in text
         assert not any(leftovers(prefix).values()), leftovers(prefix)

@@ -29,7 +29,7 @@ def bindep_packages(platform: str = "dpkg") -> set[str]:
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        name, _, rest = line.partition(" ")
+        name, rest = (line.split(None, 1) + [""])[:2]
         selectors = re.findall(r"[\w:.-]+", rest.partition("[")[2].partition("]")[0])
         platforms = [s.split(":", 1)[1] for s in selectors if s.startswith("platform:")]
         if not platforms or platform in platforms:

@@ -24,7 +24,7 @@ from ..nodes.base import NodeDriver
 from ..store import Store
 from ..tls import ensure_tls, server_context
 from ..tokens import Credentials, Tokens
-from . import admin, bos, bss, cloud_init, fabric, ims, pcs, smd, tokens, ufm
+from . import admin, bos, bss, cloud_init, fabric, ims, pcs, s3, smd, tokens, ufm
 from .bos_runner import SessionRunner
 from .common import ApiError, go_error, problem
 from .power import PowerEngine
@@ -180,6 +180,8 @@ def create_app(home: Path, driver: NodeDriver | str = "records", *, faults: dict
     app.register_blueprint(ims.bp, url_prefix="/apis/ims")
     app.register_blueprint(fabric.bp, url_prefix="/apis/fabric-manager")
     app.register_blueprint(ufm.bp, url_prefix="/ufmRest")
+    app.register_blueprint(s3.bp, url_prefix="/s3")
+    app.register_blueprint(s3.sts_bp, url_prefix="/apis/sts")
     app.register_blueprint(admin.bp, url_prefix="/lab/v1")
 
     @app.before_request
