@@ -98,6 +98,12 @@ COMPONENT_HOSTVARS = (
     ("NetType", "net_type"),
 )
 MAX_EXAMPLES = 10
+# Text that cannot hold a template: no braces, percent or hash signs, no spaces (so no Jinja delimiter and no
+# "#jinja2:" override header). SMD values of this shape (xnames, MACs, addresses, roles, labels, host names) are
+# marked trusted; anything else from the API stays untrusted, as 2.19 leaves all plugin data by default. Both
+# template to themselves; the difference is that ``ansible-inventory --list`` prints the trusted ones as plain
+# strings instead of ``{"__ansible_unsafe": ...}`` objects, which halves its output at 10,000 hosts.
+PLAIN_TEXT_RE = re.compile(r"^[A-Za-z0-9_.:@/+=,-]*\Z")
 REQUEST_ERRORS = (requests.exceptions.RequestException,) if requests is not None else ()
 # Whatever reaches an error message is scrubbed of these, besides the known secret values (defence in depth:
 # requests, for one, quotes a whole Authorization header when it refuses it).
@@ -382,6 +388,21 @@ def _index_interfaces(interfaces, mgmt_network):
     return out
 
 
+class _PlainText(object):
+    """Marks text that cannot hold a template as trusted (PLAIN_TEXT_RE), once per distinct value."""
+
+    def __init__(self):
+        self._seen = {}
+
+    def __call__(self, value):
+        if type(value) is not str:  # pylint: disable=unidiomatic-typecheck  (a tagged str is left as it is)
+            return value
+        out = self._seen.get(value)
+        if out is None:
+            out = self._seen[value] = trust_as_template(value) if PLAIN_TEXT_RE.match(value) else value
+        return out
+
+
 def _interfaces_var(ifaces):
     result = []
     for iface in ifaces:
@@ -586,18 +607,20 @@ def build_model(sites_data, settings):
 
     component_vars = [(field, prefix + var) for field, var in COMPONENT_HOSTVARS]
     mac_var, ip_var, hostname_var, ifaces_var = prefix + "mac", prefix + "ip", prefix + "hostname", prefix + "interfaces"
+    plain = _PlainText()
     for node, keys in zip(nodes, host_group_keys):
         comp = node.component
-        hostvars = {"ansible_host": node.ip} if node.ip else {}
+        ip = plain(node.ip)
+        hostvars = {"ansible_host": ip} if ip else {}
         for field, var in component_vars:
-            hostvars[var] = comp.get(field)
-        hostvars[mac_var] = node.mac
-        hostvars[ip_var] = node.ip
-        hostvars[hostname_var] = node.hostname
+            hostvars[var] = plain(comp.get(field))
+        hostvars[mac_var] = plain(node.mac)
+        hostvars[ip_var] = ip
+        hostvars[hostname_var] = plain(node.hostname)
         if settings.interfaces:
             hostvars[ifaces_var] = _interfaces_var(node.ifaces)
-        hostvars["vcluster_labels"] = list(node.labels)
-        hostvars["vcluster_partition"] = node.partition
+        hostvars["vcluster_labels"] = [plain(label) for label in node.labels]
+        hostvars["vcluster_partition"] = plain(node.partition)
         hostvars["vcluster_site"] = node.site.name
         groups = []
         for key in keys:

@@ -5,7 +5,7 @@ from ansible._internal._datatag._tags import TrustedAsTemplate
 from ansible.errors import AnsibleParserError
 from ansible.inventory.data import InventoryData
 
-from inventory_harness import OC_URL, register_openchami
+from inventory_harness import OC_SMD, OC_URL, register_openchami
 
 BASE = {"plugin": "hpc.vcluster.openchami", "api_url": OC_URL, "token": "oc-static-token-123"}
 
@@ -28,9 +28,6 @@ def test_hosts_vars_and_groups_are_what_the_public_api_would_have_made(parse, tm
     hostvars = run.hostvars("nid000002")
     assert (hostvars["inventory_file"], hostvars["inventory_dir"]) == (str(source), str(tmp_path))  # add_host's
     assert hostvars["smd_xname"] == "x1000c0s1b0n0" and hostvars["vcluster_labels"] == ["3d", "blue", "vc_blue"]
-    # API text stays untrusted: never a template
-    assert not TrustedAsTemplate.is_tagged_on(hostvars["smd_role"])
-    assert not any(TrustedAsTemplate.is_tagged_on(label) for label in hostvars["vcluster_labels"])
     # every host has its own lists
     assert run.hostvars("nid000001")["vcluster_labels"] is not hostvars["vcluster_labels"]
 
@@ -43,3 +40,23 @@ def test_a_prefix_that_makes_invalid_variable_names_is_refused_before_any_reques
         parse(dict(BASE, hostvars_prefix=prefix))
     assert "hostvars_prefix" in str(err.value) and "invalid variable names" in str(err.value)
     assert not responses.calls
+
+
+@responses.activate
+def test_only_text_that_cannot_hold_a_template_is_trusted(parse):
+    """Plain SMD values print as plain strings in --list; anything with template syntax stays untrusted."""
+    responses.get(OC_SMD + "/State/Components", json={"Components": [
+        {"ID": "x1000c0s0b0n0", "Type": "Node", "NID": 1, "Role": "Compute", "Arch": "{{ 7 * 7 }}"}]})
+    responses.get(OC_SMD + "/memberships", json=[{"id": "x1000c0s0b0n0", "partitionName": "p1",
+                                                 "groupLabels": ["vc_blue", "{% if 1 %}x{% endif %}", "#jinja2:x"]}])
+    responses.get(OC_SMD + "/Inventory/EthernetInterfaces", json=[
+        {"ComponentID": "x1000c0s0b0n0", "MACAddress": "02:00:00:00:00:01", "Description": "nid000001",
+         "IPAddresses": [{"IPAddress": "10.252.1.1", "Network": "NMN"}]}])
+    run = parse(dict(BASE, compose={"arch_again": "smd_arch"}))
+    hostvars = run.hostvars("nid000001")
+    trusted = TrustedAsTemplate.is_tagged_on
+    for name in ("smd_xname", "smd_role", "smd_mac", "smd_ip", "ansible_host", "smd_hostname", "vcluster_partition"):
+        assert trusted(hostvars[name]), name
+    labels = dict((str(label), trusted(label)) for label in hostvars["vcluster_labels"])
+    assert labels == {"vc_blue": True, "{% if 1 %}x{% endif %}": False, "#jinja2:x": False}
+    assert not trusted(hostvars["smd_arch"]) and hostvars["arch_again"] == "{{ 7 * 7 }}"   # never rendered
