@@ -43,6 +43,11 @@ SCHEMA = {
                            "[a-z][a-z0-9_]*, so that CSM's CFS inventory and Ansible keep it.",
         },
         "description": {"type": "string"},
+        "site": {
+            "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._ -]*$", "maxLength": 63,
+            "description": "The site this vCluster is for (the site name its play is given): a play on another site "
+                           "refuses the manifest. Without it, the manifest deploys on any site.",
+        },
         "nodes": {
             "type": "object", "minProperties": 1,
             "propertyNames": {"pattern": NAME_PATTERN, "maxLength": 40},

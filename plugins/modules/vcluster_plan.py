@@ -151,6 +151,10 @@ def main():
             if key not in manifest:
                 module.fail_json(msg="manifest.%s is missing: pass the manifest returned by hpc.vcluster.vcluster_manifest" % key)
         module.access.check_labels([manifest["name"]])
+        site = module.clients.site
+        if manifest.get("site") and manifest["site"] != site.name:
+            module.fail_json(msg="manifest.site: vCluster %s is for site %s, and this play's site is %s (site_name); "
+                                 "give the play that site's options" % (manifest["name"], manifest["site"], site.name))
         smd = module.clients.smd
         components = smd.components(type="Node")
         memberships = smd.memberships(type="Node")

@@ -20,7 +20,7 @@ from pathlib import Path
 import ansible_runner
 import yaml
 
-from vc_lab import CONTAINERS_CONF, NODES, PLAYBOOK, ROOT
+from vc_lab import CONTAINERS_CONF, PLAYBOOK, ROOT, restore_nodes
 
 MANIFEST = {
     "apiVersion": "hpc.vcluster/v1",
@@ -115,15 +115,6 @@ def srun(lab, computes: int) -> list[str]:
     proc = lab.ssh(controller, f"srun -N{computes} hostname", timeout=120)
     assert proc.returncode == 0, proc.stderr
     return sorted(proc.stdout.split())
-
-
-def restore_nodes(lab) -> None:
-    """Leave the lab as `up` made it: destroy powered the nodes off and removed their boot parameters."""
-    reply = lab.session().post(lab.url + "/lab/v1/nodes", timeout=900, json={
-        "compute": NODES, "service": 1, "power_on": True, "wait": True, "image": "localhost/vclab-base:bookworm"})
-    reply.raise_for_status()
-    for node in lab_nodes(lab).values():
-        lab.wait_ssh(node["ip"])
 
 
 def test_one_manifest_two_faces_idempotent_destroy_redeploy(lab, tmp_path):

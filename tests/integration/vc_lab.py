@@ -68,6 +68,11 @@ class Lab:
             self._env[face] = json.loads(self.run("env", "--face", face, "--format", "json").stdout)
         return dict(self._env[face])
 
+    @property
+    def token_variable(self) -> str:
+        """The variable `vcluster-lab env` puts the OpenCHAMI face's token in: <SITE_NAME>_ACCESS_TOKEN."""
+        return self.env()["VCLUSTER_SITE_NAME"].upper().replace("-", "_") + "_ACCESS_TOKEN"
+
     def credentials(self) -> dict:
         return json.loads((self.home / "credentials.json").read_text())
 
@@ -88,7 +93,7 @@ class Lab:
         s.trust_env = False  # else REQUESTS_CA_BUNDLE in the environment replaces the lab's CA
         s.verify = env["VCLUSTER_CA_PATH"]
         if face == "openchami":
-            token = env["LAB_ACCESS_TOKEN"]
+            token = env[self.token_variable]
         else:
             resp = s.post(self.url + "/keycloak/realms/shasta/protocol/openid-connect/token",
                           data={"grant_type": "client_credentials"},
@@ -116,6 +121,17 @@ class Lab:
                 return
             assert time.monotonic() < deadline, f"{ip} does not answer SSH: {proc.stderr}"
             time.sleep(1)
+
+
+def restore_nodes(lab: Lab, compute: int = NODES, service: int = 1) -> None:
+    """Leave the lab as `up` made it: destroy powered the nodes off and removed their boot parameters."""
+    reply = lab.session().post(lab.url + "/lab/v1/nodes", timeout=900, json={
+        "compute": compute, "service": service, "power_on": True, "wait": True, "image": "localhost/vclab-base:bookworm"})
+    reply.raise_for_status()
+    reply = lab.session().get(lab.url + "/lab/v1/nodes", timeout=30)
+    reply.raise_for_status()
+    for node in reply.json()["nodes"]:
+        lab.wait_ssh(node["ip"])
 
 
 def playbook(lab: Lab, face: str, text: str, *, check: bool = False, diff: bool = False, extra_vars: dict | None = None,

@@ -19,7 +19,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from .. import faults as faults_mod
 from ..faults import Faults
-from ..inventory_data import MGMT_GATEWAY
+from ..inventory_data import mgmt_gateway
 from ..nodes.base import NodeDriver
 from ..store import Store
 from ..tls import ensure_tls, server_context
@@ -247,7 +247,7 @@ def serve(home: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, driver_
     home.mkdir(parents=True, exist_ok=True)
     names = [host, *(extra_names or [])]
     if host in ("0.0.0.0", "::"):  # reachable from the nodes: name the management gateway too
-        names.append(MGMT_GATEWAY)
+        names.append(mgmt_gateway())
     ctx = server_context(ensure_tls(home, names)) if tls else None
     app = create_app(home, driver_name, faults=faults, tls=tls)
     server = make_server(host, port, app, threaded=True, ssl_context=ctx, request_handler=_RequestHandler)
