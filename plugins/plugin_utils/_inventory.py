@@ -398,7 +398,8 @@ class _PlainText(object):
         self._seen = {}
 
     def __call__(self, value):
-        if type(value) is not str:  # pylint: disable=unidiomatic-typecheck  (a tagged str is left as it is)
+        # exactly str: a tagged str (a subclass) is left as it is
+        if type(value) is not str:  # pylint: disable=unidiomatic-typecheck
             return value
         out = self._seen.get(value)
         if out is None:
