@@ -32,7 +32,7 @@ def one_vcluster(site: str) -> str:
             "nodes": [{"xname": "x1000c0s0b0n0", "node_group": "compute"}], "boot_groups": []}
     return f"""
 - name: Site steps of the vCluster on {site}
-  hosts: all:localhost
+  hosts: localhost
   gather_facts: false
   tasks:
     - name: What the plan step leaves
