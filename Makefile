@@ -1,7 +1,7 @@
 # hpc.vcluster: every target sets up what it needs on a fresh Debian 12 machine.
 #   make test    everything that proves the project works (what CI runs)
 #   make demo    bring up the lab and deploy examples/vclusters/demo.yml on it
-# Parts: make lint | sanity | unit | contract | integration | molecule | build-check
+# Parts: make lint | sanity | unit | build-check | fresh-root | contract | integration | molecule
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -20,7 +20,8 @@ ANSIBLE_WHEEL := ansible==12.3.0
 # Debian only suggests), debootstrap for the base image, ssh client for Ansible, git for
 # the sanity copy, python3-venv for .venv. bindep.txt lists the same set (a test keeps them
 # in step) and lab/vcluster_lab/host_deps.py says which executable each one provides.
-APT_PACKAGES := podman runc aardvark-dns netavark iptables debootstrap openssh-client git ca-certificates iproute2 python3-venv
+APT_PACKAGES := podman conmon runc netavark aardvark-dns iptables debootstrap tar openssh-client git \
+                iproute2 util-linux mount coreutils ca-certificates python3-venv
 
 export ANSIBLE_CONFIG       := $(ROOT)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
@@ -64,12 +65,12 @@ constraints: ## refresh the pinned set after editing requirements/dev.in
 	@rm -rf $(CACHE)/venv-freeze
 
 # ---------------------------------------------------------------------------- checks
-.PHONY: test lint sanity unit contract integration molecule build-check changelog-lint
+.PHONY: test lint sanity unit contract integration molecule build-check changelog-lint fresh-root
 test: venv
 	@$(BIN)/python -m vcluster_lab.nmn_claim
 	@$(BIN)/python tools/run-suite.py \
 	    "lint=$(MAKE) lint" "sanity=$(MAKE) sanity" "unit=$(MAKE) unit" \
-	    "build-check=$(MAKE) build-check" "contract=$(MAKE) contract" \
+	    "build-check=$(MAKE) build-check" "fresh-root=$(MAKE) fresh-root" "contract=$(MAKE) contract" \
 	    "integration=$(MAKE) integration" "molecule=$(MAKE) molecule"
 
 lint: venv
@@ -106,6 +107,12 @@ unit: venv
 build-check: venv
 	@echo "== collection build and install"
 	@$(BIN)/pytest -q tests/build
+
+# `make deps` in a clean Debian 12 root (debootstrap, cached; chroot as root): every host
+# executable of lab/vcluster_lab/host_deps.py must resolve there afterwards.
+fresh-root: venv
+	@echo "== install recipe on a fresh Debian 12 root"
+	@$(BIN)/pytest -q tests/host
 
 contract: venv
 	@echo "== lab contract and behaviour tests"

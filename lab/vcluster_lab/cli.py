@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from . import daemon, home as labhome, images
+from . import daemon, home as labhome, images, preflight
 from .client import LabClient, LabError
 from .nodes.base import DriverError
 from .ssh import ensure_key, key_path, wait_for_login
@@ -55,6 +55,8 @@ def cmd_up(args) -> int:
     if daemon.running_pid(home) and (state.get("port") != port or state.get("driver") != driver):
         raise LabError(f"the lab in {home} already runs ({state.get('driver')} driver, port "
                        f"{state.get('port')}): 'vcluster-lab down' first to change them")
+    if driver == "podman":
+        preflight.run(prefix)  # before anything is made: one line naming what is missing
     key = ensure_key(home)
     labhome.write_state(home, port=port, driver=driver, prefix=prefix)
     # The base image (a minute of debootstrap when the cache is cold) and the server's

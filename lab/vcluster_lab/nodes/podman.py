@@ -369,6 +369,8 @@ def remove_lab(prefix: str, keep_images: bool = False) -> dict[str, list[str]]:
                        f"label={NODE_LABEL}={prefix}", what="lab teardown") or []
     rows += podman_json("ps", "-a", "--format", "json", "--filter",
                         f"name=^{prefix}-build-", what="lab teardown") or []
+    rows += podman_json("ps", "-a", "--format", "json", "--filter",
+                        f"name=^{prefix}-preflight-", what="lab teardown") or []
     names = sorted({(r.get("Names") or [r["Id"]])[0] for r in rows})
     if names:
         podman("rm", "-f", "-t", "5", "--ignore", *names, what="lab teardown: containers")
