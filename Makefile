@@ -2,6 +2,7 @@
 #   make test    everything that proves the project works (what CI runs)
 #   make demo    bring up the lab and deploy examples/vclusters/demo.yml on it
 # Parts: make lint | sanity | unit | build-check | fresh-root | contract | integration | molecule
+#        make ee-context (the AWX execution environment's build context)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -105,7 +106,7 @@ unit: venv
 	@$(BIN)/pytest -q tests/unit
 
 build-check: venv
-	@echo "== collection build and install"
+	@echo "== collection build and install; execution environment context"
 	@$(BIN)/pytest -q tests/build
 
 # `make deps` in a clean Debian 12 root (debootstrap, cached; chroot as root): every host
@@ -140,10 +141,20 @@ demo-destroy: venv ## destroy the demo vCluster (the lab stays up; `vcluster-lab
 	@$(BIN)/python tools/demo.py --destroy
 
 # ---------------------------------------------------------------------------- build
-.PHONY: build
+.PHONY: build ee-context
 build: venv
 	@mkdir -p build
 	@$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+# The execution environment's build context (ee/execution-environment.yml): the collection
+# built from this checkout, then `ansible-builder create`. Building the image from it needs
+# the base image from a registry: `podman build -f build/ee/context/Containerfile -t <tag>
+# build/ee/context` where one is reachable (docs/awx.md). tests/build/test_ee.py checks it.
+ee-context: venv
+	@rm -rf build/ee && mkdir -p build/ee
+	@$(BIN)/ansible-galaxy collection build --output-path build/ee . >/dev/null
+	@mv build/ee/hpc-vcluster-*.tar.gz build/ee/hpc-vcluster.tar.gz
+	@$(BIN)/ansible-builder create -f ee/execution-environment.yml -c build/ee/context
 
 .PHONY: clean
 clean:
@@ -161,3 +172,10 @@ bench-inventory: venv
 .PHONY: bench-manifest
 bench-manifest: venv
 	@$(BIN)/python tools/bench_manifest.py
+
+# deploy of 1 service + 4 compute nodes from cached images, the unchanged re-run (ratio, changed=0) against
+# a re-run that applies the vServices anyway, and an image update of the 4 compute nodes (total, per node),
+# on a lab of its own (or VCLUSTER_TEST_LAB_HOME's); prints the figures, writes .bench/lifecycle.json.
+.PHONY: bench-lifecycle
+bench-lifecycle: venv
+	@$(BIN)/pytest -q -s -p no:cacheprovider tests/integration/bench_lifecycle.py

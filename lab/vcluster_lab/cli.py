@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shlex
 import sys
 import time
@@ -23,7 +24,9 @@ import yaml
 from . import daemon, home as labhome, images, preflight
 from .client import LabClient, LabError
 from .nodes.base import DriverError
+from .inventory_data import MGMT_ENV, MGMT_NETWORK, SITE_NETWORKS
 from .ssh import ensure_key, key_path, wait_for_login
+from .tokens import Credentials
 
 FACES = ("openchami", "csm")
 PLUGINS = {"openchami": "hpc.vcluster.openchami", "csm": "hpc.vcluster.csm"}
@@ -44,6 +47,11 @@ def _client(home: Path, port: int | None = None) -> LabClient:
     return LabClient(home, port)
 
 
+def token_variable(site_name: str) -> str:
+    """``<SITE_NAME>_ACCESS_TOKEN`` as the ochami CLI names it (``lab`` -> ``LAB_ACCESS_TOKEN``)."""
+    return re.sub(r"[-\s]", "_", site_name).upper() + "_ACCESS_TOKEN"
+
+
 # ---------------------------------------------------------------------------- up
 def cmd_up(args) -> int:
     started = time.monotonic()
@@ -52,18 +60,25 @@ def cmd_up(args) -> int:
     driver = "records" if args.records else "podman"
     port = labhome.resolve_port(home, args.port)
     state = labhome.read_state(home)
-    if daemon.running_pid(home) and (state.get("port") != port or state.get("driver") != driver):
+    try:
+        mgmt = labhome.resolve_mgmt_network(home, args.mgmt_network)
+    except ValueError as exc:
+        raise LabError(f"--mgmt-network: {exc}") from None
+    site_name = args.site_name or labhome.resolve_site_name(home)
+    if daemon.running_pid(home) and (state.get("port") != port or state.get("driver") != driver
+                                     or state.get("mgmt_network", mgmt) != mgmt):
         raise LabError(f"the lab in {home} already runs ({state.get('driver')} driver, port "
-                       f"{state.get('port')}): 'vcluster-lab down' first to change them")
+                       f"{state.get('port')}, network {state.get('mgmt_network', mgmt)}): "
+                       "'vcluster-lab down' first to change them")
     if driver == "podman":
         preflight.run(prefix)  # before anything is made: one line naming what is missing
     key = ensure_key(home)
-    labhome.write_state(home, port=port, driver=driver, prefix=prefix)
+    labhome.write_state(home, port=port, driver=driver, prefix=prefix, mgmt_network=mgmt, site_name=site_name)
     # The base image (a minute of debootstrap when the cache is cold) and the server's
     # start-up overlap; nodes are made once both are ready.
     with ThreadPoolExecutor(1) as pool:
         base = pool.submit(images.ensure_base, prefix, say) if driver == "podman" else None
-        pid = daemon.start(home, port, driver, prefix)
+        pid = daemon.start(home, port, driver, prefix, mgmt_network=mgmt)
         if base:
             base.result()
     say(f"control plane: {daemon.server_url(port)} (pid {pid}, {driver} driver, log "
@@ -191,10 +206,15 @@ def lab_env(home: Path, face: str) -> dict[str, str]:
     port = labhome.resolve_port(home)
     client = _client(home, port)
     env = {"VCLUSTER_SITE_KIND": face, "VCLUSTER_API_URL": client.url,
-           "VCLUSTER_SITE_NAME": "lab", "VCLUSTER_CA_PATH": str(daemon.ca_path(home)),
+           "VCLUSTER_SITE_NAME": labhome.resolve_site_name(home), "VCLUSTER_CA_PATH": str(daemon.ca_path(home)),
            "VCLUSTER_LAB_SSH_KEY": str(key_path(home))}
     if face == "openchami":
-        env["LAB_ACCESS_TOKEN"] = client.token()
+        # where the ochami CLI and the modules look for the site's token: <SITE_NAME>_ACCESS_TOKEN
+        env[token_variable(env["VCLUSTER_SITE_NAME"])] = client.token()
+        # the site's S3 store with static keys, as MinIO on OpenCHAMI (CSM's STS needs none)
+        s3 = Credentials(home).s3()
+        env.update({"VCLUSTER_S3_URL": client.url + "/s3", "VCLUSTER_S3_ACCESS_KEY": s3["access_key"],
+                    "VCLUSTER_S3_SECRET_KEY": s3["secret_key"]})
     else:
         env["VCLUSTER_CLIENT_ID"], env["VCLUSTER_CLIENT_SECRET"] = client.credentials("csm")
         # IMS jobs need a public key record: the site admin's key, here the lab's
@@ -210,7 +230,8 @@ def cmd_env(args) -> int:
         # Switching faces in one shell: the other face's credentials would win otherwise
         # (a LAB_ACCESS_TOKEN comes before client credentials in the token order).
         stale = ["VCLUSTER_CLIENT_ID", "VCLUSTER_CLIENT_SECRET", "VCLUSTER_IMS_PUBLIC_KEY"] if args.face == "openchami" \
-            else ["LAB_ACCESS_TOKEN"]
+            else [token_variable(env["VCLUSTER_SITE_NAME"]), "VCLUSTER_S3_URL", "VCLUSTER_S3_ACCESS_KEY",
+                  "VCLUSTER_S3_SECRET_KEY"]
         print(f"unset {' '.join(stale)}")
         for key, value in env.items():
             print(f"export {key}={shlex.quote(value)}")
@@ -221,7 +242,7 @@ def inventory_source(home: Path, face: str) -> dict:
     port = labhome.resolve_port(home)
     key = key_path(home)
     # compose values are Jinja expressions: literal strings are quoted inside.
-    return {"plugin": PLUGINS[face], "api_url": daemon.server_url(port), "site_name": "lab",
+    return {"plugin": PLUGINS[face], "api_url": daemon.server_url(port), "site_name": labhome.resolve_site_name(home),
             "ca_path": str(daemon.ca_path(home)),
             "compose": {"ansible_user": "'root'", "ansible_ssh_private_key_file": f"'{key}'",
                         "ansible_ssh_common_args": "'-o StrictHostKeyChecking=no "
@@ -251,6 +272,8 @@ def cmd_serve(args) -> int:
     from .containers import podman_env
     os.environ.update({"VCLUSTER_LAB_PREFIX": prefix, "VCLUSTER_LAB_HOME": str(home),
                        "CONTAINERS_CONF": podman_env()["CONTAINERS_CONF"]})
+    # the management network: `up` passes it; a `serve` by hand takes this home's (or the NMN)
+    os.environ.setdefault(MGMT_ENV, labhome.resolve_mgmt_network(home))
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .server import serve
@@ -295,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=int, default=2, help="compute nodes (default 2)")
     p.add_argument("--service-nodes", type=int, default=0, help="service nodes (default 0)")
     p.add_argument("--port", type=int, help=f"HTTPS port (default {labhome.DEFAULT_PORT})")
+    p.add_argument("--mgmt-network", help="management network of a second site on this machine, one of "
+                   f"{', '.join(SITE_NETWORKS)} (default {MGMT_NETWORK}, the CSM NMN)")
+    p.add_argument("--site-name", help=f"site name for clients' environment and inventory (default "
+                   f"{labhome.DEFAULT_SITE_NAME})")
     p.add_argument("--face", choices=FACES, default="openchami", help="face named in the hint")
     p.add_argument("--records", action="store_true",
                    help="records-only driver: no containers (for seed and scale tests)")

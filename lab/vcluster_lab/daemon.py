@@ -17,6 +17,7 @@ from pathlib import Path
 import requests
 
 from .containers import podman_env
+from .inventory_data import MGMT_ENV, MGMT_NETWORK
 from .nodes.base import DriverError
 
 PID_FILE = "server.pid"
@@ -68,7 +69,8 @@ def _log_tail(home: Path, lines: int = 8) -> str:
         return "(no server.log)"
 
 
-def start(home: Path, port: int, driver: str, prefix: str, timeout: float = 60) -> int:
+def start(home: Path, port: int, driver: str, prefix: str, timeout: float = 60,
+          mgmt_network: str = MGMT_NETWORK) -> int:
     """Start the server in the background unless it runs; return its pid once it answers."""
     pid = running_pid(home)
     if pid:
@@ -77,7 +79,7 @@ def start(home: Path, port: int, driver: str, prefix: str, timeout: float = 60) 
         raise DriverError(f"a lab server (pid {pid}) runs for {home} but does not answer on "
                           f"port {port}: run 'vcluster-lab down --home {home}' first")
     env = podman_env()
-    env.update({"VCLUSTER_LAB_HOME": str(home), "VCLUSTER_LAB_PREFIX": prefix,
+    env.update({"VCLUSTER_LAB_HOME": str(home), "VCLUSTER_LAB_PREFIX": prefix, MGMT_ENV: mgmt_network,
                 "PYTHONUNBUFFERED": "1"})
     fd = os.open(home / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "ab") as log:

@@ -12,9 +12,11 @@ import json
 import os
 from pathlib import Path
 
+from . import inventory_data
 from .containers import DEFAULT_PREFIX
 
 DEFAULT_PORT = 28443
+DEFAULT_SITE_NAME = "lab"
 STATE_FILE = "lab.json"
 
 
@@ -65,3 +67,13 @@ def resolve_prefix(home: Path) -> str:
 
 def resolve_port(home: Path, explicit: int | None = None) -> int:
     return int(explicit or read_state(home).get("port") or DEFAULT_PORT)
+
+
+def resolve_mgmt_network(home: Path, explicit: str | None = None) -> str:
+    """The management network this home's lab uses (``up --mgmt-network``; the NMN by default)."""
+    return str(inventory_data.mgmt_network(explicit or read_state(home).get("mgmt_network")))
+
+
+def resolve_site_name(home: Path) -> str:
+    """The site name clients of this lab use (``up --site-name``; ``lab`` by default)."""
+    return read_state(home).get("site_name") or DEFAULT_SITE_NAME

@@ -32,8 +32,10 @@ from .nodes.base import BuiltImage, DriverError
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 #: What Ansible, sshd-based management and (later) Slurm need on a node; nothing more.
-BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "iproute2",
-                 "iputils-ping", "ca-certificates", "sudo", "less", "procps")
+#: python3-apt is what Ansible's apt module needs: without it the module installs it itself,
+#: on every boot of a diskless node (an apt-get update and an install per node and boot).
+BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-apt",
+                 "iproute2", "iputils-ping", "ca-certificates", "sudo", "less", "procps")
 #: Bump when the customisation of the root file system changes (part of the cache key).
 ROOTFS_FORMAT = 2
 #: Bump when the way recipes are applied changes (part of the recipe hash).

@@ -7,6 +7,10 @@ node driver, the CLI and tests agree on xnames, NIDs, addresses and hostnames:
   NMN address 10.252.(1+i//250).(1+i%250);
 * service node *j*: ``x3000c0s<j>b0n0``, NID 100001+*j*, Role Service, Class River, NMN
   address 10.252.0.(10+j);
+* those addresses are in the lab's management network, 10.252.0.0/16 (the CSM NMN) unless the
+  lab was brought up with another (``up --mgmt-network``, a second site on the same machine:
+  one of :data:`SITE_NETWORKS`); the server and the node driver read it from
+  ``$VCLUSTER_LAB_MGMT_NETWORK``;
 * every node: Arch X86, NetType Sling, hostname ``nid%06d`` of its NID, MAC ``02:`` + the
   first 5 bytes of sha1(xname), InfiniBand port GUID ``0c42a103`` + 4 bytes of
   sha1("ib:" + xname).
@@ -19,13 +23,46 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
+import os
 import random
 
 from .server.xname import node_parts
 
 MGMT_NETWORK = "10.252.0.0/16"
 MGMT_GATEWAY = "10.252.0.1"
+#: The management networks a lab may have: one site per /16, the first the CSM NMN. Each
+#: site's VLAN networks get their own range too (:func:`vlan_octet`), so that two sites on
+#: one machine can use the same VLAN ids. 10.253.0.0/16 is the seeded records' (no network).
+SITE_NETWORKS = tuple(f"10.{octet}.0.0/16" for octet in (252, 251, 250, 249, 248, 247, 246))
+MGMT_ENV = "VCLUSTER_LAB_MGMT_NETWORK"
 DEFAULT_IMAGE = "localhost/vclab-base:bookworm"
+
+
+def mgmt_network(value: str | None = None) -> ipaddress.IPv4Network:
+    """The lab's management network: ``value``, else ``$VCLUSTER_LAB_MGMT_NETWORK``, else the NMN."""
+    text = value or os.environ.get(MGMT_ENV) or MGMT_NETWORK
+    try:
+        net = ipaddress.IPv4Network(text)
+    except ValueError:
+        net = None
+    if net is None or str(net) not in SITE_NETWORKS:
+        raise ValueError(f"management network {text!r}: a lab takes one of {', '.join(SITE_NETWORKS)}")
+    return net
+
+
+def mgmt_gateway(net: ipaddress.IPv4Network | None = None) -> str:
+    return str((net or mgmt_network()).network_address + 1)
+
+
+def vlan_octet(vlan_id: int, net: ipaddress.IPv4Network | None = None) -> int:
+    """Second octet of a VLAN's subnet: 100 + id//256 on the NMN's site, 16 higher per site after it."""
+    site = SITE_NETWORKS.index(str(net or mgmt_network()))
+    return 100 + 16 * site + int(vlan_id) // 256
+
+
+def _address(net: ipaddress.IPv4Network | None, third: int, fourth: int) -> str:
+    return str((net or mgmt_network()).network_address + third * 256 + fourth)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,24 +97,24 @@ def hostname_for(nid: int) -> str:
     return f"nid{nid:06d}"
 
 
-def compute_node(i: int) -> NodeLayout:
+def compute_node(i: int, net: ipaddress.IPv4Network | None = None) -> NodeLayout:
     nid = i + 1
     xname = f"x1000c0s{i}b0n0"
     return NodeLayout(xname, nid, "Compute", "Mountain", hostname_for(nid),
-                      f"10.252.{1 + i // 250}.{1 + i % 250}", mac_for(xname))
+                      _address(net, 1 + i // 250, 1 + i % 250), mac_for(xname))
 
 
-def service_node(j: int) -> NodeLayout:
+def service_node(j: int, net: ipaddress.IPv4Network | None = None) -> NodeLayout:
     if j > 240:
-        raise ValueError("at most 241 service nodes fit in 10.252.0.10-250")
+        raise ValueError("at most 241 service nodes fit in <network>.0.10-250")
     nid = 100001 + j
     xname = f"x3000c0s{j}b0n0"
-    return NodeLayout(xname, nid, "Service", "River", hostname_for(nid), f"10.252.0.{10 + j}",
+    return NodeLayout(xname, nid, "Service", "River", hostname_for(nid), _address(net, 0, 10 + j),
                       mac_for(xname))
 
 
-def lab_nodes(compute: int, service: int) -> list[NodeLayout]:
-    return [service_node(j) for j in range(service)] + [compute_node(i) for i in range(compute)]
+def lab_nodes(compute: int, service: int, net: ipaddress.IPv4Network | None = None) -> list[NodeLayout]:
+    return [service_node(j, net) for j in range(service)] + [compute_node(i, net) for i in range(compute)]
 
 
 def layout_for(xname: str) -> NodeLayout | None:

@@ -69,6 +69,8 @@ def default_credentials() -> dict:
             "bob": {"password": pw(), "roles": ["vc_red"]},
         },
         "ufm": {"username": "admin", "password": pw()},
+        # the static key pair of the site's S3 store (MinIO's on OpenCHAMI)
+        "s3": {"access_key": "VCLAB" + secrets.token_hex(6).upper(), "secret_key": pw()},
     }
 
 
@@ -113,6 +115,16 @@ class Credentials:
 
     def user(self, username: str) -> dict | None:
         return self.data.get("users", {}).get(username)
+
+    def s3(self) -> dict:
+        """The S3 key pair; made (and saved) for a lab whose credentials predate it."""
+        with self._lock:
+            if "s3" not in self.data and self.path.exists():  # `vcluster-lab env` may have made it
+                self.data["s3"] = json.loads(self.path.read_text()).get("s3")
+            if not self.data.get("s3"):
+                self.data["s3"] = default_credentials()["s3"]
+                self._save()
+            return self.data["s3"]
 
     def check_ufm(self, username: str, password: str) -> bool:
         ufm = self.data["ufm"]

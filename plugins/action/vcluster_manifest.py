@@ -12,7 +12,10 @@ returns.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -163,21 +166,15 @@ def check_manifest(data, source="manifest", base_dir=None, policy=None, catalog=
     normalized = validate(data, catalog, validate_spec=validate_spec, source=source, policy=policy, resolve=resolve,
                           reserved_names=MAGIC_VARIABLES | frozenset(get_reserved_names()),
                           fetch_externals=fetch_externals if fetch else None)
-    recipe = normalized["image"].get("recipe")
-    if recipe and base_dir and not os.path.isabs(recipe):
-        normalized["image"]["recipe"] = os.path.normpath(os.path.join(base_dir, recipe))
-    if recipe:
-        # read as the image step will (a tenant's file too), so that an arbitrary file is refused, never quoted
-        where = short(normalized["image"]["recipe"], 200)
-        if not os.path.isfile(normalized["image"]["recipe"]):
-            raise ManifestError(["image.recipe: file %s does not exist" % where], source)
-        try:
-            doc = load_file(normalized["image"]["recipe"])
-        except ManifestError as exc:
-            raise ManifestError(["image.recipe: %s" % error for error in exc.errors], source)
-        if not isinstance(doc, dict) or not isinstance(doc.get("options"), dict):
-            raise ManifestError(["image.recipe: %s is not an image recipe (a YAML mapping with options, packages and "
-                                 "cmds)" % where], source)
+    # recipes are relative to the manifest; the node groups' boot images are the same objects
+    images = [("image", normalized["image"])] + [
+        ("nodes.%s.image" % group, spec["image"]) for group, spec in sorted(normalized["nodes"].items())
+        if "image" in spec]
+    errors = []
+    for field, image in images:
+        errors.extend(_recipe_errors(field, image, base_dir))
+    if errors:
+        raise ManifestError(errors, source)
     for vs in normalized["vservices"]:
         external = "source" in vs
         for key, value in vs["config"].items():
@@ -196,7 +193,35 @@ def check_manifest(data, source="manifest", base_dir=None, policy=None, catalog=
             ("%s_%s" % (vs["name"], key), value) for key, value in vs["config"].items())
         # whether the role knows how to stop itself (tasks/destroy.yml), for the destroy playbook
         vs["has_destroy"] = os.path.isfile(os.path.join(role_dir, "tasks", "destroy.yml"))
+        # what tells the lifecycle that a node still runs the vService as applied (meta/vservice.yml watch)
+        vs["watch"] = None if external else catalog[vs["name"]].get("watch")
+        # the settings its daemons take without a restart (an update that changes only these reconfigures)
+        vs["reconfigure"] = [] if external else catalog[vs["name"]].get("reconfigure") or []
     return normalized
+
+
+def _recipe_errors(field, image, base_dir):
+    """Errors of an image's recipe, made absolute (relative to the manifest) in ``image``.
+
+    It is read as the image step will (a tenant's file too), so that an arbitrary file is
+    refused, never quoted.
+    """
+    recipe = image.get("recipe")
+    if not recipe:
+        return []
+    if base_dir and not os.path.isabs(recipe):
+        image["recipe"] = os.path.normpath(os.path.join(base_dir, recipe))
+    where = short(image["recipe"], 200)
+    if not os.path.isfile(image["recipe"]):
+        return ["%s.recipe: file %s does not exist" % (field, where)]
+    try:
+        doc = load_file(image["recipe"])
+    except ManifestError as exc:
+        return ["%s.recipe: %s" % (field, error) for error in exc.errors]
+    if not isinstance(doc, dict) or not isinstance(doc.get("options"), dict):
+        return ["%s.recipe: %s is not an image recipe (a YAML mapping with options, packages and cmds)"
+                % (field, where)]
+    return []
 
 
 def read_manifest(path=None, manifest=None):
@@ -235,7 +260,8 @@ class ActionModule(ActionBase):
             return result
         catalog = load_catalog(os.path.join(COLLECTION_ROOT, "roles"))
         fetched = [v["name"] for v in normalized["vservices"] if v.pop("fetched", False)]
-        result.update(changed=bool(fetched), fetched=fetched, manifest=normalized,
+        result.update(changed=bool(fetched), fetched=fetched, manifest=normalized, digest=digest(data),
+                      masked=mask(data, catalog),
                       vservice_order=[v["name"] for v in normalized["vservices"]],
                       catalog=dict((k, {"version": v["version"], "description": v["description"]}) for k, v in catalog.items()))
         return result
@@ -246,3 +272,46 @@ def _absolute(ref, base_dir):
     if "file" not in ref:
         return ref
     return dict(ref, file=_secrets.absolute_file(ref["file"], base_dir))
+
+
+SECRET_NAME = re.compile(r"(?i)(pass$|passw|secret|token|private_?key|key_b64|credential)")
+MASK = "********"
+
+
+def digest(manifest):
+    """sha256 of the manifest as written, over canonical JSON (key order and layout do not count)."""
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _mask_value(value, spec):
+    """``value`` with the settings ``spec`` marks no_log, or whose name says secret, masked (nested options too)."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            option = (spec or {}).get(key) or {}
+            if option.get("no_log") or SECRET_NAME.search(str(key)):
+                out[key] = MASK
+            else:
+                out[key] = _mask_value(item, option.get("options"))
+        return out
+    if isinstance(value, list):
+        return [_mask_value(item, spec) for item in value]
+    return value
+
+
+def mask(manifest, catalog):
+    """The manifest as written with its vServices' secrets masked (what a release record keeps)."""
+    out = dict(manifest) if isinstance(manifest, dict) else manifest
+    if not isinstance(out, dict) or not isinstance(out.get("vservices"), list):
+        return out
+    masked = []
+    for vs in out["vservices"]:
+        if isinstance(vs, dict) and isinstance(vs.get("config"), dict):
+            name = vs.get("name")
+            spec = (catalog.get(name) or {}).get("argument_spec") or {}
+            prefixed = dict((k[len(name) + 1:], v) for k, v in spec.items() if name and k.startswith(name + "_"))
+            vs = dict(vs, config=_mask_value(vs["config"], prefixed))
+        masked.append(vs)
+    out["vservices"] = masked
+    return out

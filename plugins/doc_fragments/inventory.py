@@ -20,7 +20,9 @@ options:
         O(ca_path), O(validate_certs), O(timeout), O(service_urls)) plus
         C(name) (required, unique; also the site name the token variable E(<NAME>_ACCESS_TOKEN) is derived from),
         C(group_prefix) (alias C(prefix); replaces O(group_prefix) for this site's groups) and
-        C(filters) (replaces O(filters) for this site).
+        C(filters) (replaces O(filters) for this site). C(allowed_labels) and C(rbac_from_token) are accepted and
+        not used here, as they are the site's access control for the modules when the same list gives a play each
+        site's C(module_defaults) (P(hpc.vcluster.site_options#filter)).
       - When set, the top-level connection options are not used as a site. Only O(site_kind), O(ca_path),
         O(validate_certs) and O(timeout) are inherited by entries that do not set them; URLs and credentials
         never are, so one site's token is never sent to another site.

@@ -29,6 +29,8 @@ from ansible_collections.hpc.vcluster.plugins.module_utils._manifest_rules impor
 API_VERSION = "hpc.vcluster/v1"
 NAME_PATTERN = "^[a-z][a-z0-9_]*$"
 XNAME_PATTERN = "^x[0-9]+c[0-9]+s[0-9]+b[0-9]+n[0-9]+$"
+# one line of printable words; root= is the image's (boot_params sets it), never the manifest's
+KERNEL_PARAMS_PATTERN = "^(?!(.* )?root=)[\\x20-\\x7e]*$"
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -47,6 +49,11 @@ SCHEMA = {
         },
         "description": {"type": "string", "maxLength": 4096,
                         "description": "Free text (Unicode); the only top-level field that may hold newlines and tabs."},
+        "site": {
+            "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._ -]*$", "maxLength": 63,
+            "description": "The site this vCluster is for (the site name its play is given): a play on another site "
+                           "refuses the manifest. Without it, the manifest deploys on any site.",
+        },
         "nodes": {
             "type": "object", "minProperties": 1, "maxProperties": 64,
             "propertyNames": {"pattern": NAME_PATTERN, "maxLength": 40},
@@ -54,9 +61,10 @@ SCHEMA = {
             "description": "Node groups by name (for example service and compute).",
         },
         "image": {"$ref": "#/$defs/image"},
-        "kernel_params": {"type": "string", "description": "Extra kernel command-line parameters: printable ASCII, at "
-                                                           "most 1535 bytes (the kernel takes 2047; the boot step adds "
-                                                           "root= and the image's own)."},
+        "kernel_params": {"type": "string", "pattern": KERNEL_PARAMS_PATTERN,
+                          "description": "Extra kernel command-line parameters: printable ASCII, at most 1535 bytes "
+                                         "(the kernel takes 2047; the boot step adds root=, which comes from the "
+                                         "image, and the image's own)."},
         "boot": {
             "type": "object", "additionalProperties": False,
             "properties": {
@@ -76,6 +84,11 @@ SCHEMA = {
                 "select": {"$ref": "#/$defs/select"},
                 "nodes": {"type": "array", "uniqueItems": True, "minItems": 1, "maxItems": 100000,
                           "items": {"type": "string", "pattern": XNAME_PATTERN}},
+                "image": {"$ref": "#/$defs/image",
+                          "description": "The image this node group boots, instead of the vCluster's image (for "
+                                         "example aarch64 compute nodes beside x86 service nodes)."},
+                "kernel_params": {"type": "string", "pattern": KERNEL_PARAMS_PATTERN,
+                                  "description": "This node group's kernel parameters, instead of the vCluster's."},
             },
             "oneOf": [{"required": ["count"], "not": {"required": ["nodes"]}},
                       {"required": ["nodes"], "not": {"required": ["count"]}}],
@@ -371,10 +384,29 @@ def role_entry(info, argument_spec):
     """
     info = info if isinstance(info, dict) else {}
     argument_spec = argument_spec if isinstance(argument_spec, dict) else {}
+    watch = info.get("watch")
+    if watch is not None and not watch_is_valid(watch):
+        raise ManifestError(["meta/vservice.yml: watch must be {files: [absolute paths or globs], services: "
+                             "[unit names]}"])
     return {"version": str(info.get("version", "")), "after": list(info.get("after") or []),
             "description": str(info.get("description", "")), "argument_spec": argument_spec,
             "config_schema": info.get("config_schema") or {}, "multiline": list(info.get("multiline") or []),
-            "no_log": sorted(k for k, v in argument_spec.items() if isinstance(v, dict) and v.get("no_log"))}
+            "no_log": sorted(k for k, v in argument_spec.items() if isinstance(v, dict) and v.get("no_log")),
+            "watch": watch, "reconfigure": list(info.get("reconfigure") or [])}
+
+
+WATCH_FILE = re.compile(r"^/[A-Za-z0-9_./*?-]+$")
+WATCH_UNIT = re.compile(r"^[A-Za-z0-9@_.-]+$")
+
+
+def watch_is_valid(watch):
+    """A vService's watch list goes into a shell on the nodes: absolute paths or globs, unit names, nothing else."""
+    if not isinstance(watch, dict) or set(watch) - set(("files", "services")):
+        return False
+    files, units = watch.get("files") or [], watch.get("services") or []
+    return (isinstance(files, list) and isinstance(units, list)
+            and all(isinstance(f, str) and WATCH_FILE.match(f) for f in files)
+            and all(isinstance(u, str) and WATCH_UNIT.match(u) for u in units))
 
 
 def contract_of(vs, catalog, externals=None):
@@ -673,6 +705,11 @@ def validate(manifest, catalog, validate_spec=None, source="manifest", policy=No
         if "source" not in vs:
             vs.setdefault("version", catalog[vs["name"]].get("version"))
     normalized["vservices"] = apply_order(normalized, catalog)
+    # what each node group boots: its own image and kernel parameters, else the vCluster's
+    normalized["boot_by_group"] = dict(
+        (group, {"image": spec.get("image") or normalized["image"],
+                 "kernel_params": spec.get("kernel_params", normalized["kernel_params"])})
+        for group, spec in sorted(normalized["nodes"].items()))
     # the storage role's mounts, per node group (a mount without nodes goes on every group)
     normalized["storage_by_group"] = dict(
         (group, [dict((k, v) for k, v in m.items() if k != "nodes") for m in normalized["storage"]

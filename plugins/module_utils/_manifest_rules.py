@@ -190,20 +190,32 @@ def network_errors(manifest, policy):
 
 
 def kernel_params_errors(manifest):
-    params = manifest.get("kernel_params")
-    if not isinstance(params, str):
-        return []
+    """The kernel command line's rules, on the vCluster's kernel_params and each node group's own."""
+    fields = [("kernel_params", manifest.get("kernel_params"))]
+    nodes = manifest.get("nodes")
+    if isinstance(nodes, dict):
+        fields += [("nodes.%s.kernel_params" % group, spec.get("kernel_params"))
+                   for group, spec in sorted(nodes.items()) if isinstance(spec, dict)]
+    errors = []
+    for field, params in fields:
+        if isinstance(params, str):
+            errors.extend(_kernel_params_problems(field, params))
+    return errors
+
+
+def _kernel_params_problems(field, params):
     errors = []
     size = len(params.encode("utf-8"))
     if size > KERNEL_PARAMS_MAX:
-        errors.append("kernel_params: %d bytes; at most %d (the kernel takes %d bytes of command line and the boot "
-                      "step adds root= and the image's parameters)" % (size, KERNEL_PARAMS_MAX, KERNEL_CMDLINE_MAX))
+        errors.append("%s: %d bytes; at most %d (the kernel takes %d bytes of command line and the boot "
+                      "step adds root= and the image's parameters)" % (field, size, KERNEL_PARAMS_MAX,
+                                                                        KERNEL_CMDLINE_MAX))
     bad = sorted(set(ch for ch in params if not " " <= ch <= "~"))
     if bad:
-        errors.append("kernel_params: %s holds %s; kernel parameters are printable ASCII" % (
-            short(params), ", ".join("U+%04X" % ord(ch) for ch in bad[:5])))
+        errors.append("%s: %s holds %s; kernel parameters are printable ASCII" % (
+            field, short(params), ", ".join("U+%04X" % ord(ch) for ch in bad[:5])))
     if params.count('"') % 2:
-        errors.append("kernel_params: %s has an unbalanced double quote" % short(params))
+        errors.append("%s: %s has an unbalanced double quote" % (field, short(params)))
     return errors
 
 

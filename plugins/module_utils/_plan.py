@@ -109,6 +109,21 @@ def choose_nodes(manifest, components, memberships, groups, exclusive_group=EXCL
     return chosen, current
 
 
+def boot_by_group(manifest):
+    """{node group: {image, kernel_params}}: a group's own image and kernel parameters, else the vCluster's."""
+    if manifest.get("boot_by_group"):
+        return manifest["boot_by_group"]
+    return dict((group, {"image": spec.get("image") or manifest["image"],
+                         "kernel_params": spec.get("kernel_params", manifest.get("kernel_params") or "")})
+                for group, spec in manifest["nodes"].items())
+
+
+def boot_groups(chosen, boots):
+    """The node groups as the boot step takes them: one entry per group, with its nodes, image and parameters."""
+    return [dict(node_group=group, nodes=chosen[group], image=boots[group]["image"],
+                 kernel_params=boots[group]["kernel_params"]) for group in sorted(chosen) if chosen[group]]
+
+
 def make_plan(manifest, components, memberships, groups, exclusive_group=EXCLUSIVE_GROUP):
     """The plan for a validated manifest: nodes, label changes, network, storage and vServices in order."""
     chosen, current = choose_nodes(manifest, components, memberships, groups, exclusive_group)
@@ -116,6 +131,7 @@ def make_plan(manifest, components, memberships, groups, exclusive_group=EXCLUSI
     by_id = dict((c["ID"], c) for c in components)
     node_group_of = dict((x, g) for g, xs in chosen.items() for x in xs)
     label_exists = any(g["label"] == manifest["name"] for g in groups)
+    boots = boot_by_group(manifest)
     return {
         "label": manifest["name"],
         "label_exists": label_exists,
@@ -125,7 +141,9 @@ def make_plan(manifest, components, memberships, groups, exclusive_group=EXCLUSI
         "add": sorted(set(members) - set(current)),
         "remove": sorted(set(current) - set(members)),
         "nodes": [dict(xname=x, node_group=node_group_of[x], nid=by_id[x].get("NID"), role=by_id[x].get("Role"),
-                       state=by_id[x].get("State")) for x in members],
+                       state=by_id[x].get("State"), image=boots[node_group_of[x]]["image"],
+                       kernel_params=boots[node_group_of[x]]["kernel_params"]) for x in members],
+        "boot_groups": boot_groups(chosen, boots),
         "image": manifest["image"],
         "network": manifest.get("network"),
         "storage": manifest.get("storage") or [],

@@ -35,6 +35,7 @@ SERVICE_PREFIXES = {
         "pcs": "/apis/power-control/v1",
         "bos": "/apis/bos/v2",
         "ims": "/apis/ims/v3",
+        "sts": "/apis/sts",
         "fabric": "/apis/fabric-manager",
         "ufm": "/ufmRest",
         "token": "/keycloak/realms/shasta/protocol/openid-connect/token",

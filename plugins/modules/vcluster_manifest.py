@@ -175,6 +175,19 @@ fetched:
   type: list
   elements: str
   sample: [site_tuning]
+digest:
+  description:
+    - sha256 of the manifest as written (its content as canonical JSON, before defaults are filled in), as
+      C(sha256:<hex>). Release records carry it; two manifests with the same content have the same digest.
+  returned: success
+  type: str
+  sample: "sha256:9f2c4e0b1d..."
+masked:
+  description:
+    - The manifest as written, with every secret replaced by C(********) - a vService setting its role declares
+      C(no_log), or whose name says it is one (password, secret, token, private key) - what a release record keeps.
+  returned: success
+  type: dict
 vservice_order:
   description: Names of the vServices in the order they are applied.
   returned: success

@@ -101,7 +101,13 @@ plan:
       type: list
       elements: str
     nodes:
-      description: Each member with its node group, NID, role and state.
+      description: Each member with its node group, NID, role, state, and the image and kernel parameters it is to boot.
+      type: list
+      elements: dict
+    boot_groups:
+      description:
+        - One entry per node group that has nodes, as the boot step takes them (C(node_group), C(nodes), C(image),
+          C(kernel_params)); a node group's own image and kernel parameters replace the vCluster's.
       type: list
       elements: dict
     image:
@@ -145,6 +151,10 @@ def main():
             if key not in manifest:
                 module.fail_json(msg="manifest.%s is missing: pass the manifest returned by hpc.vcluster.vcluster_manifest" % key)
         module.access.check_labels([manifest["name"]])
+        site = module.clients.site
+        if manifest.get("site") and manifest["site"] != site.name:
+            module.fail_json(msg="manifest.site: vCluster %s is for site %s, and this play's site is %s (site_name); "
+                                 "give the play that site's options" % (manifest["name"], manifest["site"], site.name))
         smd = module.clients.smd
         components = smd.components(type="Node")
         memberships = smd.memberships(type="Node")

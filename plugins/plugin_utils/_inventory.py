@@ -47,7 +47,10 @@ SITE_OPTIONS = tuple(SITE_OPTION_ENV)
 # Options a ``sites`` entry inherits from the top level when it does not set them. Never
 # URLs or credentials: a token meant for one site must never reach another.
 INHERITED_SITE_OPTIONS = ("site_kind", "ca_path", "validate_certs", "timeout")
-SITE_ENTRY_KEYS = frozenset(SITE_OPTIONS) | {"name", "group_prefix", "prefix", "filters"}
+# allowed_labels and rbac_from_token are the site's access control for the modules (the same list
+# gives a play each site's module_defaults, through the hpc.vcluster.site_options filter); the
+# inventory shows every node and does not use them.
+SITE_ENTRY_KEYS = frozenset(SITE_OPTIONS) | {"name", "group_prefix", "prefix", "filters", "allowed_labels", "rbac_from_token"}
 
 GROUP_KINDS = ("label", "partition", "role", "role_subrole", "subrole", "arch", "class", "state", "site")
 DEFAULT_GROUP_NAMES = {

@@ -13,9 +13,9 @@ BIN = ROOT / ".venv" / "bin"
 # Top-level entries a built hpc.vcluster may contain; anything else leaked from the checkout.
 ALLOWED_TOP = {"MANIFEST.json", "FILES.json", "README.md", "galaxy.yml", "meta", "plugins", "roles", "playbooks",
                "inventories", "docs", "changelogs", "examples", "schemas", "requirements.txt", "bindep.txt",
-               "CHANGELOG.rst", "LICENSE", "COPYING"}
+               "CHANGELOG.rst", "LICENSE", "COPYING", "extensions"}
 FORBIDDEN_PARTS = {"lab", "tests", "molecule", ".venv", ".collections", ".cache", ".lab", "__pycache__", ".git",
-                   ".pytest_cache", "build", "tools", "requirements", ".ci"}
+                   ".pytest_cache", "build", "tools", "requirements", ".ci", "ee"}
 
 
 @pytest.fixture(scope="module")

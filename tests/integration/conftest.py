@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from vc_lab import NODES, Lab, free_port, podman
-from vcluster_lab.nmn_claim import claim_nmn
+from vcluster_lab.nmn_claim import SECOND_SITE, claim_nmn
+
+
+def _lab_left_nothing(instance: Lab, down) -> None:
+    left = podman("ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{instance.prefix}-", check=False)
+    builds = podman("ps", "-a", "-q", "--filter", "label=io.vcluster.build", check=False)
+    assert down.returncode == 0, down.stderr
+    assert not left.stdout.strip(), f"the lab left containers behind: {left.stdout}"
+    assert not builds.stdout.strip(), f"image builds left containers behind: {builds.stdout}"
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +39,21 @@ def lab(tmp_path_factory):
             yield instance
         finally:
             down = instance.run("down", check=False)
-    left = podman("ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{instance.prefix}-", check=False)
-    builds = podman("ps", "-a", "-q", "--filter", "label=io.vcluster.build", check=False)
-    assert down.returncode == 0, down.stderr
-    assert not left.stdout.strip(), f"the lab left containers behind: {left.stdout}"
-    assert not builds.stdout.strip(), f"image builds left containers behind: {builds.stdout}"
+    _lab_left_nothing(instance, down)
+
+
+@pytest.fixture(scope="session")
+def second_site(lab, tmp_path_factory):
+    """A second lab site on this machine, beside ``lab``: its own home, prefix, port, site name and
+    management network (SECOND_SITE, 10.251.0.0/16), one compute node. Its range is claimed under the
+    lock ``lab`` holds (the claim nests), and it goes down before ``lab`` does."""
+    home = tmp_path_factory.mktemp("site-b") / "home"
+    instance = Lab(home, "vcmt" + secrets.token_hex(3), free_port())
+    with claim_nmn(network=SECOND_SITE):
+        try:
+            instance.run("up", "--nodes", "1", "--service-nodes", "0", "--port", str(instance.port),
+                         "--mgmt-network", str(SECOND_SITE), "--site-name", "site-b")
+            yield instance
+        finally:
+            down = instance.run("down", check=False)
+    _lab_left_nothing(instance, down)

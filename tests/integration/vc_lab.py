@@ -68,6 +68,11 @@ class Lab:
             self._env[face] = json.loads(self.run("env", "--face", face, "--format", "json").stdout)
         return dict(self._env[face])
 
+    @property
+    def token_variable(self) -> str:
+        """The variable `vcluster-lab env` puts the OpenCHAMI face's token in: <SITE_NAME>_ACCESS_TOKEN."""
+        return self.env()["VCLUSTER_SITE_NAME"].upper().replace("-", "_") + "_ACCESS_TOKEN"
+
     def credentials(self) -> dict:
         return json.loads((self.home / "credentials.json").read_text())
 
@@ -88,7 +93,7 @@ class Lab:
         s.trust_env = False  # else REQUESTS_CA_BUNDLE in the environment replaces the lab's CA
         s.verify = env["VCLUSTER_CA_PATH"]
         if face == "openchami":
-            token = env["LAB_ACCESS_TOKEN"]
+            token = env[self.token_variable]
         else:
             resp = s.post(self.url + "/keycloak/realms/shasta/protocol/openid-connect/token",
                           data={"grant_type": "client_credentials"},
@@ -175,12 +180,14 @@ def lab_nodes(lab: Lab) -> dict:
     return {n["xname"]: n for n in reply.json()["nodes"]}
 
 
-def restore_nodes(lab: Lab) -> None:
+def restore_nodes(lab: Lab, compute: int = NODES, service: int = 1) -> None:
     """Leave the lab as `up` made it: destroy powered the nodes off and removed their boot parameters."""
     reply = lab.session().post(lab.url + "/lab/v1/nodes", timeout=900, json={
-        "compute": NODES, "service": 1, "power_on": True, "wait": True, "image": "localhost/vclab-base:bookworm"})
+        "compute": compute, "service": service, "power_on": True, "wait": True, "image": "localhost/vclab-base:bookworm"})
     reply.raise_for_status()
-    for node in lab_nodes(lab).values():
+    reply = lab.session().get(lab.url + "/lab/v1/nodes", timeout=30)
+    reply.raise_for_status()
+    for node in reply.json()["nodes"]:
         lab.wait_ssh(node["ip"])
 
 
@@ -268,7 +275,8 @@ def playbook(lab: Lab, face: str, text: str, *, check: bool = False, diff: bool 
     for play in out.get("plays", []):
         for task in play.get("tasks", []):
             results = task.get("hosts", {})
-            tasks[task["task"]["name"]] = next(iter(results.values())) if len(results) == 1 else results
+            # a role's task is "<role> : <name>"; tests name the task
+            tasks[task["task"]["name"].split(" : ", 1)[-1]] = next(iter(results.values())) if len(results) == 1 else results
     result = {"tasks": tasks, "stats": out.get("stats", {}), "rc": proc.returncode, "stderr": proc.stderr}
     if not expect_failure:
         failed = {name: r.get("msg") for name, r in tasks.items() if isinstance(r, dict) and r.get("failed")}
@@ -289,3 +297,51 @@ def site_play(tasks_yaml: str, name: str = "layer-1 modules against the lab") ->
   tasks:
 {indented}
 """
+
+
+def run_site_playbook(lab, face: str, name: str, tmp_path: Path, extra_vars: dict | None = None, limit: str | None = None,
+                      check: bool = False, diff: bool = False) -> dict:
+    """ansible-playbook hpc.vcluster.<name> with the lab's inventory source of ``face``, as an operator runs it.
+
+    Returns ``{"rc", "stats", "tasks" (name -> {host: result}), "output", "seconds"}``.
+    """
+    inventory = tmp_path / f"lab.{face}.yml"
+    if not inventory.exists():
+        inventory.write_text(lab.run("inventory", "--face", face).stdout)
+    env = dict(os.environ)
+    env.update(lab.env(face))
+    env.update({"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
+                "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "CONTAINERS_CONF": CONTAINERS_CONF,
+                "VCLUSTER_CONTAINERS_CONF": CONTAINERS_CONF, "ANSIBLE_HOST_KEY_CHECKING": "false",
+                "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts")})
+    argv = [PLAYBOOK, "-i", str(inventory), f"hpc.vcluster.{name}"]
+    if extra_vars:
+        argv += ["-e", json.dumps(extra_vars)]
+    if limit:
+        argv += ["--limit", limit]
+    if check:
+        argv.append("--check")
+    if diff:
+        argv.append("--diff")
+    started = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=3000, check=False)
+    seconds = time.monotonic() - started
+    try:
+        start = proc.stdout.index("{")
+        out = json.JSONDecoder().raw_decode(proc.stdout[start:])[0]
+    except ValueError:
+        out = {}
+    tasks: dict = {}
+    for play in out.get("plays", []):
+        for task in play.get("tasks", []):
+            name_ = task["task"]["name"].split(" : ", 1)[-1]
+            tasks.setdefault(name_, {}).update(task.get("hosts", {}))
+    return {"rc": proc.returncode, "stats": out.get("stats", {}), "tasks": tasks, "output": proc.stdout + proc.stderr,
+            "seconds": seconds}
+
+
+def failed_messages(result: dict) -> list[str]:
+    """The msg of every failed task of a run_site_playbook result."""
+    msgs = [f"{name} on {host}: {r.get('msg')}" for name, hosts in result["tasks"].items() for host, r in hosts.items()
+            if isinstance(r, dict) and r.get("failed")]
+    return msgs or [result["output"][-3000:]]

@@ -112,7 +112,7 @@ def test_reboot_into_new_image_keeps_vlans(lab, tmp_path):
     assert inspect(name, "{{.Image}}") == built.digest.removeprefix("sha256:")
     d.wait_ready([n.xname])
     assert ssh(lab, n, "cat /etc/vclab-release") == "v2"
-    vlan_ip = str(vlan_subnet(VLAN_C).network_address + 5)
+    vlan_ip = str(vlan_subnet(VLAN_C, d.mgmt_subnet).network_address + 5)
     assert vlan_ip in ssh(lab, n, "ip -4 -o addr show")
     d.power_on(n, lab.base)  # powering on into the old image recreates it again
     assert inspect(name, "{{.Image}}") == images.image_id(lab.base).removeprefix("sha256:")
@@ -129,7 +129,7 @@ def test_vlan_isolation(lab):
     d.vlan_attach(VLAN_B, [b0.xname])
     d.vlan_attach(VLAN_A, [a0.xname])  # already attached: nothing changes
     d.wait_ready([a0.xname, a1.xname, b0.xname])
-    net_a, net_b = vlan_subnet(VLAN_A), vlan_subnet(VLAN_B)
+    net_a, net_b = vlan_subnet(VLAN_A, d.mgmt_subnet), vlan_subnet(VLAN_B, d.mgmt_subnet)
     ip_a0, ip_a1 = str(net_a.network_address + 6), str(net_a.network_address + 7)
     ip_b0 = str(net_b.network_address + 8)
     c = {n.xname: d.container(n.xname) for n in (a0, a1, b0)}

@@ -17,12 +17,13 @@ import time
 from pathlib import Path
 
 from .. import images
+from .. import inventory_data as inv
 from ..containers import (LAB_LABEL, NODE_LABEL, PREFIX_LABEL, RUN_OPTIONS, XNAME_LABEL, PodmanError, image_id,
                           is_lab_row, lab_filter, lab_labels, lab_prefix, podman, podman_json)
 from ..ssh import ensure_key, sshd_answers
 from .base import BuiltImage, DriverError, NodeSpec
 
-MGMT_SUBNET = "10.252.0.0/16"
+MGMT_SUBNET = inv.MGMT_NETWORK
 NID_LABEL = "io.vcluster.lab.nid"
 IP_LABEL = "io.vcluster.lab.ip"
 MAC_LABEL = "io.vcluster.lab.mac"
@@ -31,11 +32,12 @@ VLAN_LABEL = "io.vcluster.lab.vlan"
 _ON = {"running", "paused", "stopping"}
 
 
-def vlan_subnet(vlan_id: int) -> ipaddress.IPv4Network:
-    """The VLAN's subnet, 10.(100 + id//256).(id%256).0/24 (architecture.md)."""
+def vlan_subnet(vlan_id: int, mgmt: ipaddress.IPv4Network | None = None) -> ipaddress.IPv4Network:
+    """The VLAN's subnet, 10.(100 + id//256).(id%256).0/24 on the NMN's site, 16 higher per
+    site after it (architecture.md; ``mgmt`` is the lab's management network)."""
     if not 1 <= int(vlan_id) <= 4094:
         raise DriverError(f"VLAN {vlan_id}: a VLAN id is between 1 and 4094")
-    return ipaddress.IPv4Network(f"10.{100 + vlan_id // 256}.{vlan_id % 256}.0/24")
+    return ipaddress.IPv4Network(f"10.{inv.vlan_octet(vlan_id, mgmt)}.{vlan_id % 256}.0/24")
 
 
 def vlan_host(nid: int) -> int:
@@ -82,11 +84,14 @@ class PodmanDriver:
     name = "podman"
 
     def __init__(self, home: str | Path, prefix: str | None = None,
-                 mgmt_subnet: str = MGMT_SUBNET):
+                 mgmt_subnet: str | None = None):
         self.home = Path(home)
         self.prefix = prefix or lab_prefix()
         self.mgmt_network = f"{self.prefix}-mgmt"
-        self.mgmt_subnet = ipaddress.IPv4Network(mgmt_subnet)
+        try:
+            self.mgmt_subnet = inv.mgmt_network(mgmt_subnet)  # $VCLUSTER_LAB_MGMT_NETWORK by default
+        except ValueError as exc:
+            raise DriverError(str(exc)) from None
         self.pubkey = ensure_key(self.home).with_suffix(".pub")
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -262,7 +267,7 @@ class PodmanDriver:
 
     # -------------------------------------------------------------- VLANs
     def _vlan_ip(self, vlan_id: int, nid: int) -> str:
-        return str(vlan_subnet(vlan_id).network_address + vlan_host(int(nid)))
+        return str(vlan_subnet(vlan_id, self.mgmt_subnet).network_address + vlan_host(int(nid)))
 
     def vlan_attach(self, vlan_id: int, xnames: list[str]) -> None:
         """Put the nodes on VLAN ``vlan_id``: its own isolated podman network.
@@ -272,7 +277,7 @@ class PodmanDriver:
         node cannot reach another VLAN's addresses through its management interface either.
         """
         net = self.vlan_network(vlan_id)
-        self._ensure_network(net, vlan_subnet(vlan_id),
+        self._ensure_network(net, vlan_subnet(vlan_id, self.mgmt_subnet),
                              ["-o", "isolate=true", "--label", f"{VLAN_LABEL}={vlan_id}"],
                              f"VLAN {vlan_id} network {net}")
         for xname in xnames:

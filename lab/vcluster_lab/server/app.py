@@ -19,12 +19,12 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from .. import faults as faults_mod
 from ..faults import Faults
-from ..inventory_data import MGMT_GATEWAY
+from ..inventory_data import mgmt_gateway
 from ..nodes.base import NodeDriver
 from ..store import Store
 from ..tls import ensure_tls, server_context
 from ..tokens import Credentials, Tokens
-from . import admin, bos, bss, cloud_init, fabric, ims, pcs, smd, tokens, ufm
+from . import admin, bos, bss, cloud_init, fabric, ims, pcs, s3, smd, tokens, ufm
 from .bos_runner import SessionRunner
 from .common import ApiError, go_error, problem
 from .power import PowerEngine
@@ -137,6 +137,8 @@ def create_app(home: Path, driver: NodeDriver | str = "records", *, faults: dict
     app.register_blueprint(ims.bp, url_prefix="/apis/ims")
     app.register_blueprint(fabric.bp, url_prefix="/apis/fabric-manager")
     app.register_blueprint(ufm.bp, url_prefix="/ufmRest")
+    app.register_blueprint(s3.bp, url_prefix="/s3")
+    app.register_blueprint(s3.sts_bp, url_prefix="/apis/sts")
     app.register_blueprint(admin.bp, url_prefix="/lab/v1")
 
     @app.before_request
@@ -200,7 +202,7 @@ def serve(home: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, driver_
     home.mkdir(parents=True, exist_ok=True)
     names = [host, *(extra_names or [])]
     if host in ("0.0.0.0", "::"):  # reachable from the nodes: name the management gateway too
-        names.append(MGMT_GATEWAY)
+        names.append(mgmt_gateway())
     ctx = server_context(ensure_tls(home, names)) if tls else None
     app = create_app(home, driver_name, faults=faults, tls=tls)
     server = make_server(host, port, app, threaded=True, ssl_context=ctx, request_handler=_RequestHandler)

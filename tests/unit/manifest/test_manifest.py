@@ -120,3 +120,23 @@ def test_version_compatibility():
 def test_shipped_schema_file_matches():
     shipped = json.loads((ROOT / "schemas" / "vcluster.schema.json").read_text())
     assert shipped == json.loads(json.dumps(SCHEMA))
+
+
+def test_node_groups_boot_their_own_image_and_kernel_parameters():
+    m = good()
+    m["kernel_params"] = "console=ttyS0"
+    m["nodes"]["compute"].update(image={"name": "gh200", "tag": "2026.11"}, kernel_params="iommu=pt")
+    out = validate(m, CATALOG)
+    assert out["boot_by_group"] == {
+        "compute": {"image": {"name": "gh200", "tag": "2026.11"}, "kernel_params": "iommu=pt"},
+        "service": {"image": {"name": "compute-base", "tag": "2026.11"}, "kernel_params": "console=ttyS0"}}
+
+
+def test_kernel_parameters_are_one_line_without_root():
+    m = good()
+    m["kernel_params"] = "console=ttyS0 root=/dev/sda1"
+    m["nodes"]["compute"]["kernel_params"] = "quiet\nrm -rf /"
+    m["nodes"]["compute"]["image"] = {"name": "Bad Name"}
+    errs = errors_of(m)
+    fields = ["kernel_params", "nodes.compute.image", "nodes.compute.image.name", "nodes.compute.kernel_params"]
+    assert [e.split(":")[0] for e in errs] == fields, errs

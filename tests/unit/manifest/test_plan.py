@@ -60,3 +60,24 @@ def test_non_vcluster_groups_do_not_block():
     memberships = [{"id": "x1000c0s1b0n0", "groupLabels": ["compute_pool", "ssd"]}]
     chosen = choose_nodes(MANIFEST, COMPONENTS, memberships, [{"label": "compute_pool"}, {"label": "ssd"}])[0]
     assert chosen["compute"] == ["x1000c0s0b0n0", "x1000c0s1b0n0"]
+
+
+def test_each_node_group_boots_its_own_image_and_kernel_parameters():
+    arm = {"name": "gh200", "tag": "2026.11"}
+    m = dict(MANIFEST, kernel_params="console=ttyS0",
+             nodes=dict(MANIFEST["nodes"], compute={"count": 2, "select": {"role": "Compute"}, "image": arm,
+                                                    "kernel_params": "iommu=pt"}))
+    plan = make_plan(m, COMPONENTS, [], [])
+    by_group = dict((g["node_group"], g) for g in plan["boot_groups"])
+    assert by_group["compute"] == {"node_group": "compute", "nodes": ["x1000c0s0b0n0", "x1000c0s1b0n0"],
+                                   "image": arm, "kernel_params": "iommu=pt"}
+    assert by_group["service"]["image"] == {"name": "i", "tag": "t"}
+    assert by_group["service"]["kernel_params"] == "console=ttyS0"
+    node = [n for n in plan["nodes"] if n["xname"] == "x1000c0s10b0n0"][0]
+    assert node["image"] == {"name": "i", "tag": "t"} and node["kernel_params"] == "console=ttyS0"
+
+
+def test_empty_node_groups_have_no_boot_entry():
+    m = dict(MANIFEST, nodes=dict(MANIFEST["nodes"], login={"count": 0, "select": {"role": "Service"}}))
+    plan = make_plan(m, COMPONENTS, [], [])
+    assert [g["node_group"] for g in plan["boot_groups"]] == ["compute", "service"]

@@ -5,6 +5,7 @@
 `[{"URI": ...}]`, 409 Problem7807 for exclusive conflicts, 405 for the bulk member PUT on
 CSM) and records every call, so tests can assert on what was (not) sent.
 """
+import hashlib
 import json
 import re
 from urllib.parse import parse_qs, urlparse
@@ -296,3 +297,60 @@ class FakePcs:
         return (200, {"Content-Type": "application/json"}, json.dumps({
             "transitionID": tid, "operation": t["body"]["operation"].title(),
             "transitionStatus": "completed" if done else "in-progress", "taskCounts": counts, "tasks": tasks}))
+
+
+class FakeS3:
+    """Path-style S3 under http://s3.test/store that checks each request's signature with sign_v4."""
+
+    def __init__(self, rsps, secret="sk", page=2):
+        self.buckets, self.secret, self.page = {}, secret, page
+        self.requests = []
+        rsps.add_callback("PUT", re.compile(r"http://s3\.test/store/.*"), callback=self._put)
+        rsps.add_callback("GET", re.compile(r"http://s3\.test/store/.*"), callback=self._get)
+
+    def _check(self, request):
+        headers = dict(request.headers)
+        auth = headers.pop("Authorization")
+        names = re.search(r"SignedHeaders=([^,]+)", auth).group(1).split(";")
+        signed = dict((k, v) for k, v in headers.items() if k.lower() in names)
+        signed.setdefault("Host", "s3.test")
+        body = request.body or b""
+        assert headers["x-amz-content-sha256"] == hashlib.sha256(body).hexdigest()
+        from ansible_collections.hpc.vcluster.plugins.module_utils._s3 import sign_v4
+        assert auth == sign_v4(request.method, request.url, signed, headers["x-amz-content-sha256"], "ak",
+                               self.secret, "us-east-1", headers["x-amz-date"])
+        self.requests.append((request.method, request.url))
+
+    def _put(self, request):
+        self._check(request)
+        path = request.url.split("/store/", 1)[1]
+        bucket, key = (path.split("/", 1) + [""])[:2]
+        if not key:
+            if bucket in self.buckets:
+                return (409, {}, "<Error><Code>BucketAlreadyOwnedByYou</Code></Error>")
+            self.buckets[bucket] = {}
+            return (200, {}, "")
+        if bucket not in self.buckets:
+            return (404, {}, "<Error><Code>NoSuchBucket</Code></Error>")
+        self.buckets[bucket][key] = request.body
+        return (200, {"ETag": '"abc"'}, "")
+
+    def _get(self, request):
+        self._check(request)
+        path, query = (request.url.split("/store/", 1)[1].split("?", 1) + [""])[:2]
+        bucket, key = (path.split("/", 1) + [""])[:2]
+        if bucket not in self.buckets:
+            return (404, {}, "<Error><Code>NoSuchBucket</Code></Error>")
+        if key:
+            body = self.buckets[bucket].get(key)
+            return (200, {}, body) if body is not None else (404, {}, "<Error><Code>NoSuchKey</Code></Error>")
+        params = dict(p.split("=", 1) for p in query.split("&"))
+        keys = sorted(k for k in self.buckets[bucket] if k.startswith(params.get("prefix", "").replace("%2F", "/")))
+        start = int(params.get("continuation-token", "0"))
+        chunk = keys[start:start + self.page]
+        more = start + self.page < len(keys)
+        ns = "http://s3.amazonaws.com/doc/2006-03-01/"
+        xml = '<ListBucketResult xmlns="%s">%s<IsTruncated>%s</IsTruncated>%s</ListBucketResult>' % (
+            ns, "".join("<Contents><Key>%s</Key></Contents>" % k for k in chunk), "true" if more else "false",
+            "<NextContinuationToken>%d</NextContinuationToken>" % (start + self.page) if more else "")
+        return (200, {"Content-Type": "application/xml"}, xml)
