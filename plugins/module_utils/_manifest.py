@@ -207,6 +207,8 @@ def _describe(error, hidden=False):
         extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
         names = ", ".join(short(k, 30).strip("'") for k in extra[:5])
         return "unknown field%s %s; allowed: %s" % ("s" if len(extra) > 1 else "", names, ", ".join(allowed))
+    if validator == "pattern" and expected == KERNEL_PARAMS_PATTERN:
+        return "%s: kernel parameters are one line of printable ASCII, without root= (the image sets it)" % shown
     if validator == "pattern":
         return "%s does not match %s" % (shown, expected)
     if validator == "enum":

@@ -189,6 +189,9 @@ def network_errors(manifest, policy):
     return errors
 
 
+NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
+
+
 def kernel_params_errors(manifest):
     """The kernel command line's rules, on the vCluster's kernel_params and each node group's own."""
     fields = [("kernel_params", manifest.get("kernel_params"))]
@@ -210,7 +213,7 @@ def _kernel_params_problems(field, params):
         errors.append("%s: %d bytes; at most %d (the kernel takes %d bytes of command line and the boot "
                       "step adds root= and the image's parameters)" % (field, size, KERNEL_PARAMS_MAX,
                                                                         KERNEL_CMDLINE_MAX))
-    bad = sorted(set(ch for ch in params if not " " <= ch <= "~"))
+    bad = sorted(set(NOT_PRINTABLE_ASCII.findall(params)))
     if bad:
         errors.append("%s: %s holds %s; kernel parameters are printable ASCII" % (
             field, short(params), ", ".join("U+%04X" % ord(ch) for ch in bad[:5])))

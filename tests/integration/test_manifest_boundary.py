@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
-import json
 import secrets
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from vcluster_lab.tls import server_context
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "manifest"))
 import hostile_generated  # noqa: E402  (the unit suite's generated hostile manifests)
 
-from vc_lab import PLAYBOOK, ROOT, failures, lab_nodes, restore_nodes, run_playbook, site_state
+from vc_lab import PLAYBOOK, ROOT, failures, lab_nodes, restore_nodes, run_playbook, run_site_playbook, site_state
 
 HOSTILE = ROOT / "tests" / "unit" / "manifest" / "hostile"
 #: One or more per class of the issue; each is a file of the unit suite, refused here by a real deploy.
@@ -64,8 +63,8 @@ def test_refused_deploys_change_nothing_on_the_site(lab, tmp_path):
         assert "Traceback" not in output, path.name
         msgs = "\n".join(failures(output))
         assert expected in msgs, "%s: %s" % (path.name, msgs[-1500:])
-        assert stats.get("localhost", {}).get("changed", 0) == 0, path.name
-        assert len(stats) == 1, "%s: hosts other than localhost took part: %s" % (path.name, stats)
+        # the plan step's first task refused it: nothing changed on any host
+        assert all(s.get("changed", 0) == 0 for s in stats.values()), "%s: %s" % (path.name, stats)
     assert site_state(lab) == before
 
 
@@ -83,14 +82,10 @@ def manifest(computes: int, external: dict | None = None) -> dict:
     return doc
 
 
-def json_tasks(output: str) -> dict:
-    """Task name -> {host: result} of a JSON-callback run."""
-    doc = json.JSONDecoder().raw_decode(output[output.index("{"):])[0]
-    out = {}
-    for play in doc.get("plays", []):
-        for task in play.get("tasks", []):
-            out.setdefault(task["task"]["name"], {}).update(task.get("hosts", {}))
-    return out
+def one(results: dict) -> dict:
+    """The result of a task that runs once (on the controller, reported under the play's first host)."""
+    assert len(results) == 1, results
+    return next(iter(results.values()))
 
 
 def check_run(lab, tmp_path, doc, face: str = "openchami", args=(), env=None) -> dict:
@@ -98,25 +93,31 @@ def check_run(lab, tmp_path, doc, face: str = "openchami", args=(), env=None) ->
     path = tmp_path / ("check-%s.yml" % secrets.token_hex(3))
     path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc))
     before = site_state(lab)
-    rc, _stats, output = run_playbook(lab, face, "deploy", path, tmp_path, "--check", "--diff", *args, env=env)
-    assert rc == 0, failures(output)
+    run = run_site_playbook(lab, face, "deploy", tmp_path, extra_vars={"vcluster_manifest": str(path)}, check=True,
+                            diff=True, args=args, env=env)
+    assert run["rc"] == 0, failures(run["output"])
     after = site_state(lab)
     assert after == before, "check mode changed the site: %s" % sorted(k for k in before if before[k] != after[k])
-    return json_tasks(output)
+    return run["tasks"]
+
+
+def booted_nodes(tasks: dict) -> list[str]:
+    """The nodes whose boot parameters the boot step sets (or would set), over its node groups."""
+    loop = one(tasks["Set the boot parameters of each node group"])
+    return sorted(x for r in loop["results"] if not r.get("skipped") for x in r["changed_nodes"])
 
 
 def test_check_mode_plans_a_new_vcluster_without_changing_anything(lab, tmp_path):
     tasks = check_run(lab, tmp_path, manifest(2))
-    plan = tasks["Plan the nodes"]["localhost"]["plan"]
+    plan = one(tasks["Plan the nodes"])["plan"]
     members = plan["members"]
     assert plan["label_exists"] is False and len(members) == 3 and sorted(plan["add"]) == sorted(members)
-    shown = "\n".join(tasks["Show the plan"]["localhost"]["msg"])
+    shown = "\n".join(one(tasks["Show the plan"])["msg"])
     assert "joining: " + ", ".join(plan["add"]) in shown and "vServices: slurm" in shown
-    assert tasks["Label the nodes"]["localhost"]["changed"]
-    boot = tasks["Set the boot parameters of the label's nodes"]["localhost"]
-    assert boot["changed"] and sorted(boot["changed_nodes"]) == sorted(members)
-    assert tasks["Put the nodes on their VLAN"]["localhost"]["diff"]["after"]["members"] == sorted(members)
-    assert sorted(tasks["Power on the nodes"]["localhost"]["power_state"]) == sorted(members)
+    assert one(tasks["Label the nodes"])["changed"]
+    assert booted_nodes(tasks) == sorted(members)
+    assert one(tasks["Put the nodes on their VLAN"])["diff"]["after"]["members"] == sorted(members)
+    assert sorted(one(tasks["Power on the nodes"])["power_state"]) == sorted(members)
 
 
 # ----------------------------------------------------------------------------- a deployed vCluster with secrets
@@ -225,18 +226,20 @@ def encodings(value: str) -> set[str]:
 
 
 def credential_values(lab) -> set[str]:
-    """The lab's own secrets: client secrets and passwords of credentials.json, the tokens of both faces, the SSH key."""
+    """The lab's own secrets: client secrets, passwords and the S3 secret key of credentials.json, the tokens of both
+    faces, the SSH key."""
     found = set()
 
     def walk(item):
         for key, value in (item.items() if isinstance(item, dict) else []):
-            if key in ("client_secret", "password") and isinstance(value, str):
+            if key in ("client_secret", "password", "secret_key") and isinstance(value, str):
                 found.add(value)
             walk(value)
     walk(lab.credentials())
     for face in ("openchami", "csm"):
         env = lab.env(face)
-        for key in ("LAB_ACCESS_TOKEN", "VCLUSTER_CLIENT_SECRET", "VCLUSTER_TOKEN"):
+        for key in ("LAB_ACCESS_TOKEN", lab.token_variable, "VCLUSTER_CLIENT_SECRET", "VCLUSTER_TOKEN",
+                    "VCLUSTER_S3_SECRET_KEY"):
             if env.get(key):
                 found.add(env[key])
     key_lines = Path(lab.env()["VCLUSTER_LAB_SSH_KEY"]).read_text().splitlines()
@@ -274,16 +277,16 @@ def test_check_mode_on_growing_and_shrinking_vclusters(lab, deployed):
     env, args, tmp = deployed["env"], deployed["args"], deployed["tmp"]
     for computes in (3, 1):
         tasks = check_run(lab, tmp, deployed["render"](computes), face="csm", args=args, env=env)
-        plan = tasks["Plan the nodes"]["localhost"]["plan"]
+        plan = one(tasks["Plan the nodes"])["plan"]
         if computes == 3:
             assert len(plan["add"]) == 1 and plan["remove"] == [] and set(members) < set(plan["members"])
+            # only the joining node boots anew: the others keep their boot parameters
+            assert booted_nodes(tasks) == plan["add"]
         else:
             assert plan["add"] == [] and len(plan["remove"]) == 1 and set(plan["members"]) < set(members)
-        label = tasks["Label the nodes"]["localhost"]
-        assert label["changed"]
-        boot = tasks["Set the boot parameters of the label's nodes"]["localhost"]
-        assert sorted(boot["nodes"]) == sorted(plan["members"])
-        assert tasks["Put the nodes on their VLAN"]["localhost"]["diff"]["after"]["members"] == sorted(plan["members"])
+            assert booted_nodes(tasks) == []
+        assert one(tasks["Label the nodes"])["changed"]
+        assert one(tasks["Put the nodes on their VLAN"])["diff"]["after"]["members"] == sorted(plan["members"])
         assert sorted(deployed_members(lab)) == members
 
 
@@ -294,10 +297,11 @@ def test_external_vservice_version_bump_runs_the_new_version(lab, deployed, git_
         external = {"name": "vc_ext_probe", "source": {"git": git_https["url"], "version": version},
                     "nodes": ["compute"], "after": ["slurm"], "config": {"vc_ext_probe_label": "it"}}
         deployed["path"].write_text(deployed["render"](2, external))
-        rc, stats, output = run_playbook(lab, "csm", "deploy", deployed["path"], tmp, *args, env=env)
-        assert rc == 0, failures(output)
-        tasks = json_tasks(output)
-        validated = tasks["Validate the manifest"]["localhost"]
+        run = run_site_playbook(lab, "csm", "deploy", tmp, extra_vars={"vcluster_manifest": str(deployed["path"])},
+                                args=args, env=env)
+        assert run["rc"] == 0, failures(run["output"])
+        tasks, stats = run["tasks"], run["stats"]
+        validated = one(tasks["Validate the manifest"])
         assert validated["changed"] and validated["fetched"] == ["vc_ext_probe"], version
         probe = validated["manifest"]["vservices"][-1]
         assert probe["source"]["commit"] == git_https["commits"][version]

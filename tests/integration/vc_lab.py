@@ -125,30 +125,14 @@ class Lab:
 
 def run_playbook(lab: Lab, face: str, name: str, manifest: Path, tmp_path: Path, *args: str, env: dict | None = None,
                  callback: str = "ansible.posix.json") -> tuple[int, dict, str]:
-    """ansible-playbook hpc.vcluster.<name> with the lab's inventory source of ``face``; (rc, stats, output).
+    """hpc.vcluster.<name> on the manifest file ``manifest`` (run_site_playbook); (rc, stats, output).
 
     ``args`` are more command-line arguments (``--check``, ``-vvvv``...); ``callback`` the
     stdout callback (stats are only read from the JSON one).
     """
-    inventory = tmp_path / f"lab.{face}.yml"
-    inventory.write_text(lab.run("inventory", "--face", face).stdout)
-    full_env = dict(os.environ)
-    full_env.update(lab.env(face))
-    full_env.update({"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
-                     "ANSIBLE_STDOUT_CALLBACK": callback, "CONTAINERS_CONF": CONTAINERS_CONF,
-                     "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts")})
-    full_env.update(env or {})
-    proc = subprocess.run([PLAYBOOK, "-i", str(inventory), f"hpc.vcluster.{name}", "-e", f"vcluster_manifest={manifest}",
-                           *args], capture_output=True, text=True, env=full_env, cwd=str(tmp_path), timeout=1500,
-                          check=False)
-    out = {}
-    if callback.endswith("json"):
-        try:
-            start = proc.stdout.index("{")
-            out = json.JSONDecoder().raw_decode(proc.stdout[start:])[0]
-        except ValueError:
-            out = {}
-    return proc.returncode, out.get("stats", {}), proc.stdout + proc.stderr
+    run = run_site_playbook(lab, face, name, tmp_path, extra_vars={"vcluster_manifest": str(manifest)}, args=args,
+                            env=env, callback=callback)
+    return run["rc"], run["stats"], run["output"]
 
 
 def failures(output: str) -> list[str]:
@@ -300,21 +284,25 @@ def site_play(tasks_yaml: str, name: str = "layer-1 modules against the lab") ->
 
 
 def run_site_playbook(lab, face: str, name: str, tmp_path: Path, extra_vars: dict | None = None, limit: str | None = None,
-                      check: bool = False, diff: bool = False) -> dict:
+                      check: bool = False, diff: bool = False, args: tuple = (), env: dict | None = None,
+                      callback: str = "ansible.posix.json") -> dict:
     """ansible-playbook hpc.vcluster.<name> with the lab's inventory source of ``face``, as an operator runs it.
 
+    ``args``: more command-line arguments (``-vvvv``, ``--vault-password-file``...); ``env``: more
+    environment; ``callback``: the stdout callback (stats and tasks are read from a JSON one only).
     Returns ``{"rc", "stats", "tasks" (name -> {host: result}), "output", "seconds"}``.
     """
     inventory = tmp_path / f"lab.{face}.yml"
     if not inventory.exists():
         inventory.write_text(lab.run("inventory", "--face", face).stdout)
-    env = dict(os.environ)
-    env.update(lab.env(face))
-    env.update({"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
-                "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "CONTAINERS_CONF": CONTAINERS_CONF,
-                "VCLUSTER_CONTAINERS_CONF": CONTAINERS_CONF, "ANSIBLE_HOST_KEY_CHECKING": "false",
-                "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts")})
-    argv = [PLAYBOOK, "-i", str(inventory), f"hpc.vcluster.{name}"]
+    full_env = dict(os.environ)
+    full_env.update(lab.env(face))
+    full_env.update({"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
+                     "ANSIBLE_STDOUT_CALLBACK": callback, "CONTAINERS_CONF": CONTAINERS_CONF,
+                     "VCLUSTER_CONTAINERS_CONF": CONTAINERS_CONF, "ANSIBLE_HOST_KEY_CHECKING": "false",
+                     "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts")})
+    full_env.update(env or {})
+    argv = [PLAYBOOK, "-i", str(inventory), f"hpc.vcluster.{name}", *args]
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
     if limit:
@@ -324,13 +312,16 @@ def run_site_playbook(lab, face: str, name: str, tmp_path: Path, extra_vars: dic
     if diff:
         argv.append("--diff")
     started = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=3000, check=False)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=full_env, cwd=str(tmp_path), timeout=3000,
+                          check=False)
     seconds = time.monotonic() - started
-    try:
-        start = proc.stdout.index("{")
-        out = json.JSONDecoder().raw_decode(proc.stdout[start:])[0]
-    except ValueError:
-        out = {}
+    out = {}
+    if callback.endswith("json"):
+        try:
+            start = proc.stdout.index("{")
+            out = json.JSONDecoder().raw_decode(proc.stdout[start:])[0]
+        except ValueError:
+            out = {}
     tasks: dict = {}
     for play in out.get("plays", []):
         for task in play.get("tasks", []):
