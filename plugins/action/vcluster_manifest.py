@@ -117,7 +117,7 @@ def site_policy(args):
 
 
 def check_manifest(data, source="manifest", base_dir=None, policy=None, catalog=None, loader=None, templar=None,
-                   task_vars=None, vservice_cache=None, fetch=True):
+                   task_vars=None, vservice_cache=None, fetch=True, resolved=None):
     """The normalized manifest (vServices with role, vars and has_destroy), or ManifestError.
 
     ``data`` is what the loader returned; ``base_dir`` the manifest file's directory
@@ -126,7 +126,8 @@ def check_manifest(data, source="manifest", base_dir=None, policy=None, catalog=
     their references (file references made absolute). External vService roles are
     fetched at the asked version into ``vservice_cache`` (``fetch``), so that their own
     contract is checked too and the deploy runs exactly that commit; the result's
-    ``fetched`` lists the ones this call installed.
+    ``fetched`` lists the ones this call installed. ``resolved``, a list, receives
+    (field, value) of each secret read (for the digest; never returned).
     """
     policy = dict(DEFAULT_POLICY, **(policy or {}))
     fetched = {}
@@ -159,9 +160,12 @@ def check_manifest(data, source="manifest", base_dir=None, policy=None, catalog=
         try:
             if problem:
                 raise _secrets.SecretError(problem)
-            return _secrets.resolve(ref, loader, templar, task_vars)
+            value = _secrets.resolve(ref, loader, templar, task_vars)
         except _secrets.SecretError as exc:
             raise ManifestError(["%s: %s" % (field, exc)])
+        if resolved is not None:
+            resolved.append((field, str(value)))
+        return value
 
     normalized = validate(data, catalog, validate_spec=validate_spec, source=source, policy=policy, resolve=resolve,
                           reserved_names=MAGIC_VARIABLES | frozenset(get_reserved_names()),
@@ -252,15 +256,16 @@ class ActionModule(ActionBase):
         try:
             data, source, base_dir = read_manifest(path, manifest)
             cache = args.get("vservice_cache") or os.environ.get(CACHE_ENV, "").strip() or None
+            resolved = []
             normalized = check_manifest(data, source, base_dir or self._loader.get_basedir(), site_policy(args),
                                         loader=self._loader, templar=self._templar, task_vars=task_vars,
-                                        vservice_cache=cache)
+                                        vservice_cache=cache, resolved=resolved)
         except ManifestError as exc:
             result.update(failed=True, msg="%s is invalid:\n  %s" % (source, "\n  ".join(exc.errors)), errors=exc.errors)
             return result
         catalog = load_catalog(os.path.join(COLLECTION_ROOT, "roles"))
         fetched = [v["name"] for v in normalized["vservices"] if v.pop("fetched", False)]
-        result.update(changed=bool(fetched), fetched=fetched, manifest=normalized, digest=digest(data),
+        result.update(changed=bool(fetched), fetched=fetched, manifest=normalized, digest=digest(data, resolved),
                       masked=mask(data, catalog),
                       vservice_order=[v["name"] for v in normalized["vservices"]],
                       catalog=dict((k, {"version": v["version"], "description": v["description"]}) for k, v in catalog.items()))
@@ -278,9 +283,19 @@ SECRET_NAME = re.compile(r"(?i)(pass$|passw|secret|token|private_?key|key_b64|cr
 MASK = "********"
 
 
-def digest(manifest):
-    """sha256 of the manifest as written, over canonical JSON (key order and layout do not count)."""
+def digest(manifest, secrets=()):
+    """sha256 of the manifest as written, over canonical JSON (key order and layout do not count).
+
+    ``secrets``: (field, value) of the secrets its references read. A secret changed where
+    it is kept (a vault value, a file, a variable) changes the digest although the manifest
+    did not, so that an unchanged-looking re-run still applies it. They count through a
+    slow key derivation (PBKDF2, 100,000 rounds), since the digest is stored beside the
+    release and a password may be short.
+    """
     text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    if secrets:
+        joined = "\0".join("%s=%s" % item for item in sorted(secrets)).encode("utf-8")
+        text += "\n" + hashlib.pbkdf2_hmac("sha256", joined, b"hpc.vcluster manifest secrets", 100000).hex()
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -8,7 +8,7 @@ import pytest
 from ansible.parsing.vault import EncryptedString, VaultLib, VaultSecret, VaultSecretsContext
 
 from ansible_collections.hpc.vcluster.plugins.action.vcluster_manifest import (
-    check_manifest, read_manifest, site_policy)
+    check_manifest, digest, read_manifest, site_policy)
 from ansible_collections.hpc.vcluster.plugins.module_utils._manifest import ManifestError
 
 HERE = Path(__file__).resolve().parent
@@ -46,6 +46,21 @@ def test_secrets_are_checked_but_only_references_come_out():
     slurm = out["vservices"][0]
     assert slurm["vars"]["slurm_munge_key_b64"] == {"secret": {"file": str(HERE / "valid" / "munge.key.b64")}}
     assert slurm["vars"]["slurm_dbd_storage_pass"] == {"secret": {"env": "VCLUSTER_SECRET_TEST_DBPASS"}}
+
+
+def test_a_secret_changed_where_it_is_kept_changes_the_digest(monkeypatch):
+    """The manifest holds only references: the digest (releases, the fast re-run) must still see a new secret."""
+    def digest_of():
+        data, source, base_dir = read_manifest(str(HERE / "valid" / "secrets.yml"))
+        resolved = []
+        check_manifest(data, source, base_dir, fetch=False, resolved=resolved)
+        assert sorted(field for field, _value in resolved) == [
+            "vservices[0].config.dbd_storage_pass", "vservices[0].config.munge_key_b64"]
+        return digest(data, resolved)
+    first = digest_of()
+    assert digest_of() == first
+    monkeypatch.setenv("VCLUSTER_SECRET_TEST_DBPASS", DBPASS + "-rotated")
+    assert digest_of() != first
 
 
 def test_a_bad_secret_is_named_never_quoted(tmp_path, monkeypatch):
