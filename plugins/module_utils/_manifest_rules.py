@@ -211,8 +211,8 @@ def _kernel_params_problems(field, params):
     size = len(params.encode("utf-8"))
     if size > KERNEL_PARAMS_MAX:
         errors.append("%s: %d bytes; at most %d (the kernel takes %d bytes of command line and the boot "
-                      "step adds root= and the image's parameters)" % (field, size, KERNEL_PARAMS_MAX,
-                                                                        KERNEL_CMDLINE_MAX))
+                      "step adds root= and the image's parameters)"
+                      % (field, size, KERNEL_PARAMS_MAX, KERNEL_CMDLINE_MAX))
     bad = sorted(set(NOT_PRINTABLE_ASCII.findall(params)))
     if bad:
         errors.append("%s: %s holds %s; kernel parameters are printable ASCII" % (
