@@ -39,10 +39,11 @@ import hostile_generated  # noqa: E402  (the unit suite's generated hostile mani
 from vc_lab import PLAYBOOK, ROOT, failures, lab_nodes, restore_nodes, run_playbook, run_site_playbook, site_state
 
 HOSTILE = ROOT / "tests" / "unit" / "manifest" / "hostile"
-#: One or more per class of the issue; each is a file of the unit suite, refused here by a real deploy.
-REFUSED = ["dup_config_key", "zero_nodes", "pkey_default", "storage_etc", "storage_source_newline", "git_ext",
-           "git_version_shell", "magic_ssh_args", "slurm_newline_value", "slurm_reserved_key", "slurm_munge_short",
-           "laughs_config", "deep_nesting", "secret_env_site_credential", "jinja_description"]
+#: One per kind of check (the loader, a field rule, an external source, Ansible's variables, a role's contract, a
+#: secret reference); each is a file of the unit suite (which refuses every class, 112 files), refused here by a
+#: real deploy. Each deploy costs some 30 s on a loaded lab machine: a few, not all.
+REFUSED = ["dup_config_key", "laughs_config", "zero_nodes", "storage_source_newline", "git_ext", "magic_ssh_args",
+           "slurm_newline_value", "secret_env_site_credential"]
 #: ... and written on demand (not UTF-8, a megabyte kernel command line).
 GENERATED = ["not_utf8", "kernel_1mb"]
 LABEL = "vc_trust"

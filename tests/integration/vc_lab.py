@@ -189,6 +189,16 @@ def site_state(lab: Lab) -> dict:
         reply.raise_for_status()
         return reply.json()
 
+    def fabric(path):
+        """A fabric manager collection without its documents' update times (the lab stamps ports at every read)."""
+        def strip(value):
+            if isinstance(value, dict):
+                return {k: strip(v) for k, v in value.items() if k != "documentUpdateTimeMicros"}
+            if isinstance(value, list):
+                return [strip(v) for v in value]
+            return value
+        return strip(get(path, expand="true"))
+
     power = get("/power-control/v1/power-status")["status"]
     ufm = lab.credentials()["ufm"]
     pkeys = requests.get(lab.url + "/ufmRest/resources/pkeys", params={"guids_data": "true"}, timeout=60,
@@ -204,9 +214,9 @@ def site_state(lab: Lab) -> dict:
         "memberships": get("/hsm/v2/memberships"),
         "bss": get("/boot/v1/bootparameters"),
         "power": sorted((p["xname"], p["powerState"]) for p in power),
-        "vlans": get("/apis/fabric-manager/fabric/vlans", expand="true"),
-        "port_policies": get("/apis/fabric-manager/fabric/port-policies", expand="true"),
-        "ports": get("/apis/fabric-manager/fabric/ports", expand="true"),
+        "vlans": fabric("/apis/fabric-manager/fabric/vlans"),
+        "port_policies": fabric("/apis/fabric-manager/fabric/port-policies"),
+        "ports": fabric("/apis/fabric-manager/fabric/ports"),
         "pkeys": pkeys.json(),
         "nodes": {x: {k: n[k] for k in ("power", "boot_image", "vlans", "state", "flag")} for x, n in nodes.items()},
         "containers_started": started,
