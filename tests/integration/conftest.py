@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,25 @@ from vc_lab import NODES, Lab, free_port, podman
 from vcluster_lab.nmn_claim import SECOND_SITE, claim_nmn
 
 
-def _lab_left_nothing(instance: Lab, down) -> None:
+def _build_containers() -> set[str]:
+    """The image module's build containers on this machine (``vcbuild-*``, labelled io.vcluster.build)."""
+    out = podman("ps", "-a", "--format", "{{.ID}} {{.Names}}", "--filter", "label=io.vcluster.build", check=False)
+    return {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
+
+
+def _lab_left_nothing(instance: Lab, down, builds_before: set[str]) -> None:
+    """The lab's containers are gone, and so are the build containers this session's runs made.
+
+    Other checkouts on the machine may be building images at the same time (their containers
+    carry the same label): build containers that existed before the session are not this
+    session's; new ones get two minutes to finish before they count as left behind."""
     left = podman("ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{instance.prefix}-", check=False)
-    builds = podman("ps", "-a", "-q", "--filter", "label=io.vcluster.build", check=False)
     assert down.returncode == 0, down.stderr
     assert not left.stdout.strip(), f"the lab left containers behind: {left.stdout}"
-    assert not builds.stdout.strip(), f"image builds left containers behind: {builds.stdout}"
+    deadline = time.monotonic() + 120
+    while (builds := _build_containers() - builds_before) and time.monotonic() < deadline:
+        time.sleep(5)
+    assert not builds, f"image builds left containers behind: {sorted(builds)}"
 
 
 @pytest.fixture(scope="session")
@@ -33,13 +47,14 @@ def lab(tmp_path_factory):
         return
     home = tmp_path_factory.mktemp("lab") / "home"
     instance = Lab(home, "vcmt" + secrets.token_hex(3), free_port())
+    builds_before = _build_containers()
     with claim_nmn():
         try:
             instance.run("up", "--nodes", str(NODES), "--service-nodes", "1", "--port", str(instance.port))
             yield instance
         finally:
             down = instance.run("down", check=False)
-    _lab_left_nothing(instance, down)
+    _lab_left_nothing(instance, down, builds_before)
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +64,7 @@ def second_site(lab, tmp_path_factory):
     lock ``lab`` holds (the claim nests), and it goes down before ``lab`` does."""
     home = tmp_path_factory.mktemp("site-b") / "home"
     instance = Lab(home, "vcmt" + secrets.token_hex(3), free_port())
+    builds_before = _build_containers()
     with claim_nmn(network=SECOND_SITE):
         try:
             instance.run("up", "--nodes", "1", "--service-nodes", "0", "--port", str(instance.port),
@@ -56,4 +72,4 @@ def second_site(lab, tmp_path_factory):
             yield instance
         finally:
             down = instance.run("down", check=False)
-    _lab_left_nothing(instance, down)
+    _lab_left_nothing(instance, down, builds_before)

@@ -106,7 +106,7 @@ def test_bad_manifests_fail_before_any_change(lab, tmp_path):
         msgs = "\n".join(failures(output))
         assert expected in msgs, f"{what}: {msgs}"
         assert "Traceback" not in output, what
-        assert stats.get("localhost", {}).get("changed", 0) == 0, what
+        assert sum(s.get("changed", 0) for s in stats.values()) == 0, what
     assert labels(lab, "openchami") == before
 
 
@@ -164,7 +164,8 @@ def deploy_on_both_faces(lab, tmp_path):
     runner = ansible_runner.run(private_data_dir=str(private), playbook="hpc.vcluster.destroy",
                                 extravars={"vcluster_manifest": str(path)}, envvars=envvars, quiet=True)
     assert runner.status == "successful", runner.stdout.read()[-3000:]
-    assert runner.stats["changed"].get("localhost", 0) > 0
+    # the controller steps run once, on the play's first host (localhost or a node of the site)
+    assert sum(runner.stats["changed"].values()) > 0, runner.stats
     assert "itest" not in labels(lab, "csm")
     secret = lab.env("csm")["VCLUSTER_CLIENT_SECRET"]
     assert secret not in (private / "artifacts").joinpath(runner.config.ident, "stdout").read_text()
