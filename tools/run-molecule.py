@@ -1,6 +1,15 @@
 """Run every Molecule scenario of the repository: ``molecule test -s <name>`` for each
 ``molecule/<name>/molecule.yml``, after making sure the lab's base image exists.
 
+A scenario may use two more things the lab makes, both cached:
+
+* ``molecule/<name>/image.yml``: an image-builder recipe on the base image (the packages a
+  node would have in its image, so converge does not spend minutes in apt); its
+  reference is exported as ``VCLUSTER_MOLECULE_IMAGE``;
+* the site package repository (when molecule.yml mentions ``VCLUSTER_LAB_SITE_REPO``): its
+  image and served tree, exported as ``VCLUSTER_LAB_SITE_REPO_IMAGE`` and
+  ``VCLUSTER_LAB_SITE_REPO_WWW``, for a platform that serves it on the scenario's network.
+
 Usage: .venv/bin/python tools/run-molecule.py [SCENARIO ...]   (default: all scenarios)
 
 The scenarios run one after the other (the machine is small and shared). Each scenario's
@@ -47,6 +56,29 @@ def ensure_base_image() -> str:
     return image.ref
 
 
+def scenario_environment(name: str) -> dict[str, str]:
+    """What scenario ``name`` needs from the lab (see the module docstring), made if missing."""
+    from vcluster_lab import images, site_repo, site_services  # pylint: disable=import-outside-toplevel
+    env: dict[str, str] = {}
+    directory = ROOT / "molecule" / name
+
+    def say(msg: str) -> None:
+        print(f"run-molecule: {msg}", flush=True)
+    recipe = directory / "image.yml"
+    if recipe.is_file():
+        data = images.load_recipe(recipe)
+        # scenarios whose image.yml names the same image share one build
+        image = images.cached_image((data.get("options") or {}).get("name") or f"vclab-molecule-{name}", data,
+                                    base_dir=directory, log=say)
+        env["VCLUSTER_MOLECULE_IMAGE"] = image.ref
+    if "VCLUSTER_LAB_SITE_REPO" in (directory / "molecule.yml").read_text():
+        service = site_services.catalogue()["repo"]
+        image = site_services.ensure_image(service, say)
+        env["VCLUSTER_LAB_SITE_REPO_IMAGE"] = image.ref
+        env["VCLUSTER_LAB_SITE_REPO_WWW"] = str(site_repo.prepare(image.ref, say))
+    return env
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", nargs="*", help="scenario names (default: every molecule/*/molecule.yml)")
@@ -73,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in wanted:
         print(f"run-molecule: == molecule test -s {name}", flush=True)
         start = time.monotonic()
-        proc = subprocess.run([str(molecule), "test", "-s", name], cwd=ROOT, env=environment(), check=False)
+        env = environment()
+        env.update(scenario_environment(name))
+        proc = subprocess.run([str(molecule), "test", "-s", name], cwd=ROOT, env=env, check=False)
         results.append((name, proc.returncode, time.monotonic() - start))
 
     failed = [name for name, code, _seconds in results if code != 0]

@@ -523,3 +523,44 @@ def lab_images(prefix: str | None = None) -> list[dict]:
         if labels.get(PREFIX_LABEL) == prefix and labels.get("io.vcluster.lab") == "1":
             out.setdefault(row["Id"], row)
     return list(out.values())
+
+
+# ------------------------------------------------------------------ machine-wide cached images
+#: The prefix label of images every lab on the machine shares and no lab's ``down``
+#: removes (it is not a valid lab prefix): site-service and package-builder images.
+CACHE_PREFIX = "vclab-cache"
+
+
+def cached_key(recipe: dict, base_dir: str | Path | None = None) -> str:
+    """What a cached image depends on: its recipe (and copied files) and the base root fs."""
+    blob = f"{recipe_sha256(recipe, Path(base_dir) if base_dir else None)}:{rootfs_key()}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cached_image(name: str, recipe: dict, base_dir: str | Path | None = None,
+                 log: Log = _quiet) -> BuiltImage:
+    """``localhost/<name>:<key>``, built once from ``recipe`` on the lab base image.
+
+    Unlike a lab's own images these outlive ``down`` (they take minutes of apt to make
+    and nothing lab-specific is in them): the key is the recipe hash and the base root
+    file system's key, not the base image's digest, so a re-imported base image does not
+    rebuild them. A newer build of ``name`` removes the tags it supersedes.
+    """
+    key = cached_key(recipe, base_dir)
+    ref = f"localhost/{name}:{key}"
+    with _locked(f"cached-{name}"):
+        if image_id(ref):
+            return built_image(ref)
+        recipe = json.loads(json.dumps(recipe))
+        recipe.setdefault("options", {})["parent"] = BASE_REF
+        if not image_id(BASE_REF):
+            ensure_base(lab_prefix(), log)
+        image = build_recipe(recipe, name=name, tags=[key], builder="vcluster-lab (cached)",
+                             prefix=CACHE_PREFIX, base_dir=base_dir, log=log)
+        rows = podman_json("images", "--format", "json", "--filter", f"reference=localhost/{name}",
+                           what=f"image {name}") or []
+        for row in rows:
+            for old in row.get("Names") or []:
+                if old.startswith(f"localhost/{name}:") and old != ref:
+                    podman("rmi", old, check=False, what=f"image {old}")
+        return image
