@@ -173,6 +173,13 @@ bench-inventory: venv
 bench-manifest: venv
 	@$(BIN)/python tools/bench_manifest.py
 
+# Layer 1 at scale: carve and release vClusters of 1,000 and 10,000 nodes on a seeded records-only lab with the
+# modules (label, boot parameters, cloud-init, PKey, power; VLAN at 100 and 1,000); API requests and seconds per
+# step and the ratio between the sizes (docs/layer1-scale.md). About 15 minutes on 2 cores.
+.PHONY: bench-layer1
+bench-layer1: venv
+	@$(BIN)/python tools/bench_layer1.py
+
 # deploy of 1 service + 4 compute nodes from cached images, the unchanged re-run (ratio, changed=0) against
 # a re-run that applies the vServices anyway, and an image update of the 4 compute nodes (total, per node),
 # on a lab of its own (or VCLUSTER_TEST_LAB_HOME's); prints the figures, writes .bench/lifecycle.json.

@@ -209,20 +209,18 @@ def vlan_present(module, label, members):
         result.update(module.diff_result(before, after))
     if not changed or module.check_mode:
         return result
+    fabric.patch_ports((ports[node]["documentSelfLink"], [p for p in ports[node].get("portPolicyLinks") or []
+                                                          if p != policy_link]) for node in unlink)
     for node in unlink:
-        port = ports[node]
-        fabric.set_port_policies(port["documentSelfLink"], [p for p in port.get("portPolicyLinks") or []
-                                                            if p != policy_link])
-        port["portPolicyLinks"] = [p for p in port.get("portPolicyLinks") or [] if p != policy_link]
+        ports[node]["portPolicyLinks"] = [p for p in ports[node].get("portPolicyLinks") or [] if p != policy_link]
     if policy is not None and not policy_ok:
         fabric.delete_policy(label)
     if vlan is None:
         fabric.create_vlan(vlan_id, name)
     if not policy_ok:
         fabric.create_policy(label, vlan_id, native=native)
-    for node in link:
-        port = ports[node]
-        fabric.set_port_policies(port["documentSelfLink"], list(port.get("portPolicyLinks") or []) + [policy_link])
+    fabric.patch_ports((ports[node]["documentSelfLink"], list(ports[node].get("portPolicyLinks") or []) + [policy_link])
+                       for node in link)
     return result
 
 
@@ -242,10 +240,8 @@ def vlan_absent(module, label):
     result.update(module.diff_result(segment_view("vlan", vlan_id, name, params["membership"], on_policy), {}))
     if module.check_mode:
         return result
-    for node in on_policy:
-        port = ports[node]
-        fabric.set_port_policies(port["documentSelfLink"], [p for p in port.get("portPolicyLinks") or []
-                                                            if p != policy_link])
+    fabric.patch_ports((ports[node]["documentSelfLink"], [p for p in ports[node].get("portPolicyLinks") or []
+                                                          if p != policy_link]) for node in on_policy)
     if policy is not None:
         fabric.delete_policy(label)
     if vlan is not None:

@@ -9,8 +9,8 @@ module: power_info
 short_description: Read the power state of nodes or of a label's members from PCS
 version_added: "0.2.0"
 description:
-  - Reads the power state of nodes through PCS (C(/power-status)), the same on OpenCHAMI and CSM, in bulk calls of
-    at most 100 nodes, and never changes anything.
+  - Reads the power state of nodes through PCS (C(POST /power-status), the xnames in the body), the same on OpenCHAMI
+    and CSM, in one call whatever the number of nodes, and never changes anything.
   - This is what a playbook asks before deciding to power on or restart, instead of running M(hpc.vcluster.power) in
     check mode.
   - A node PCS does not know, or cannot reach, is reported with power V(undefined) and its error, not as a failure.
