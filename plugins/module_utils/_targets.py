@@ -26,6 +26,7 @@ def target_argument_spec():
     return dict(
         nodes=dict(type="list", elements="str"),
         label=dict(type="str"),
+        planned_members=dict(type="list", elements="str"),
     )
 
 
@@ -137,9 +138,24 @@ def module_targets(module, allow_empty=False, missing_ok=False):
     smd = module.clients.smd
     if params.get("label"):
         module.access.check_labels([params["label"]])
+        planned = planned_members(module)
+        if planned is not None:
+            return planned
         if missing_ok and smd.group(params["label"]) is None:
             return []
         return resolve_targets(smd, label=params["label"], allow_empty=allow_empty)
     xnames = resolve_targets(smd, nodes=params.get("nodes"), allow_empty=allow_empty)
     module.access.check_nodes(smd, xnames)
     return xnames
+
+
+def planned_members(module):
+    """In check mode, the label's members as the plan has them (``planned_members``), else None.
+
+    A plan is shown before the label exists or changes (``deploy --check``): what a step
+    would do is worked out for the nodes the label will have, not the ones it has now.
+    """
+    planned = module.params.get("planned_members")
+    if not module.check_mode or planned is None:
+        return None
+    return resolve_nodes(module.clients.smd, planned) if planned else []

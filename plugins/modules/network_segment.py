@@ -43,6 +43,13 @@ options:
         are used.
     type: str
     required: true
+  planned_members:
+    description:
+      - In check mode only, the members the label will have when the task really runs (the C(members) of
+        M(hpc.vcluster.vcluster_plan)), instead of its current ones, so that the plan of a vCluster that does not exist
+        yet, or grows or shrinks, can be shown. Outside check mode the label's members are used as always.
+    type: list
+    elements: str
   vlan:
     description:
       - Slingshot VLAN id (1-4094). Mutually exclusive with O(pkey).
@@ -156,7 +163,7 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.hpc.vcluster.plugins.module_utils._module import SiteModule
 from ansible_collections.hpc.vcluster.plugins.module_utils._site import SiteError
-from ansible_collections.hpc.vcluster.plugins.module_utils._targets import label_members, members_diff
+from ansible_collections.hpc.vcluster.plugins.module_utils._targets import label_members, members_diff, planned_members
 from ansible_collections.hpc.vcluster.plugins.module_utils._ufm import normalize_pkey
 
 
@@ -332,7 +339,8 @@ def run_module(module):
     elif not 1 <= params["vlan"] <= 4094:
         raise SiteError("vlan must be between 1 and 4094, got %d" % params["vlan"])
     present = params["state"] == "present"
-    members = label_members(module.clients.smd, label) if present else []
+    planned = planned_members(module) if present else None
+    members = (planned if planned is not None else label_members(module.clients.smd, label)) if present else []
     if params["vlan"] is not None:
         return vlan_present(module, label, members) if present else vlan_absent(module, label)
     ufm = module.clients.ufm(params["ufm_username"], params["ufm_password"])
@@ -342,6 +350,7 @@ def run_module(module):
 def main():
     argument_spec = dict(
         label=dict(type="str", required=True),
+        planned_members=dict(type="list", elements="str"),
         vlan=dict(type="int"),
         pkey=dict(type="str", no_log=False),
         name=dict(type="str"),
