@@ -367,6 +367,17 @@ def make_driver(home: str | Path) -> PodmanDriver:
     return PodmanDriver(home, prefix=os.environ.get("VCLUSTER_LAB_PREFIX") or None)
 
 
+def _remove_containers(names: list[str]) -> None:
+    """``podman rm -f`` the lab's containers; a container caught between states by a killed run
+    ("container state improper") is stopped and removed once more before it counts as a failure."""
+    proc = podman("rm", "-f", "-t", "5", "--ignore", *names, check=False, what="lab teardown: containers")
+    if proc.returncode == 0:
+        return
+    time.sleep(3)
+    podman("stop", "-t", "5", "--ignore", *names, check=False, what="lab teardown: containers")
+    podman("rm", "-f", "-t", "5", "--ignore", *names, what="lab teardown: containers")
+
+
 def remove_lab(prefix: str, keep_images: bool = False) -> dict[str, list[str]]:
     """Remove what lab ``prefix`` made, found by its labels, and nothing else.
 
@@ -389,13 +400,17 @@ def remove_lab(prefix: str, keep_images: bool = False) -> dict[str, list[str]]:
                         f"name=^{prefix}-preflight-", what="lab teardown") or []
     names = sorted({(r.get("Names") or [r["Id"]])[0] for r in rows})
     if names:
-        podman("rm", "-f", "-t", "5", "--ignore", *names, what="lab teardown: containers")
+        _remove_containers(names)
         removed["containers"] = names
     nets = [n["name"] for n in podman_json("network", "ls", "--format", "json",
                                            *lab_filter(prefix), what="lab teardown") or []
             if is_lab_row(n.get("labels"), prefix)]
     for net in sorted(nets, key=lambda n: n.endswith("-mgmt")):
         proc = podman("network", "rm", net, check=False, what="lab teardown")
+        if proc.returncode != 0 and ("in use" in proc.stderr or "being used" in proc.stderr):
+            # a container the listing missed (killed mid-create, no labels yet) still holds the
+            # lab's own network: -f removes the containers on it, and the network is the lab's
+            proc = podman("network", "rm", "-f", "-t", "5", net, check=False, what="lab teardown")
         (removed["networks"] if proc.returncode == 0 else removed["kept"]).append(
             net if proc.returncode == 0 else f"network {net}: {proc.stderr.strip()}")
     if keep_images:
