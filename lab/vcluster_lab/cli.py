@@ -74,6 +74,8 @@ def cmd_up(args) -> int:
         preflight.run(prefix)  # before anything is made: one line naming what is missing
     key = ensure_key(home)
     labhome.write_state(home, port=port, driver=driver, prefix=prefix, mgmt_network=mgmt, site_name=site_name)
+    # what this process makes on the management network (site services) takes the lab's range
+    os.environ[MGMT_ENV] = str(mgmt)
     # The base image (a minute of debootstrap when the cache is cold) and the server's
     # start-up overlap; nodes are made once both are ready.
     with ThreadPoolExecutor(1) as pool:

@@ -120,7 +120,9 @@ def second_site(lab, tmp_path_factory):
     with claim_nmn(network=SECOND_SITE):
         try:
             instance.run("up", "--nodes", "1", "--service-nodes", "0", "--port", str(instance.port),
-                         "--mgmt-network", str(SECOND_SITE), "--site-name", "site-b")
+                         "--mgmt-network", str(SECOND_SITE), "--site-name", "site-b",
+                         # site services have fixed addresses in the first site's range
+                         "--site-services", "none")
             yield instance
         finally:
             down = instance.run("down", check=False)
