@@ -121,7 +121,7 @@ contract: venv
 
 integration: venv
 	@echo "== integration tests against the lab"
-	@$(BIN)/pytest -q tests/integration
+	@$(BIN)/pytest -q --durations=25 tests/integration
 
 molecule: venv
 	@echo "== molecule scenarios"
