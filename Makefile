@@ -66,13 +66,14 @@ constraints: ## refresh the pinned set after editing requirements/dev.in
 	@rm -rf $(CACHE)/venv-freeze
 
 # ---------------------------------------------------------------------------- checks
-.PHONY: test lint sanity unit contract integration molecule build-check changelog-lint fresh-root
+.PHONY: test lint sanity unit contract integration molecule molecule-images build-check changelog-lint fresh-root
 test: venv
 	@$(BIN)/python -m vcluster_lab.nmn_claim
 	@$(BIN)/python tools/run-suite.py \
 	    "lint=$(MAKE) lint" "sanity=$(MAKE) sanity" "unit=$(MAKE) unit" \
 	    "build-check=$(MAKE) build-check" "fresh-root=$(MAKE) fresh-root" "contract=$(MAKE) contract" \
-	    "integration=$(MAKE) integration" "molecule=$(MAKE) molecule"
+	    "molecule-images=$(MAKE) molecule-images" \
+	    "integration=$(MAKE) integration" "+molecule=$(MAKE) molecule"
 
 lint: venv
 	@echo "== ansible-lint (production profile)"
@@ -126,6 +127,9 @@ integration: venv
 molecule: venv
 	@echo "== molecule scenarios"
 	@$(BIN)/python tools/run-molecule.py
+
+molecule-images: venv ## the images and site repository the Molecule scenarios use (cached; built here, not during integration)
+	@$(BIN)/python tools/run-molecule.py --images-only
 
 # ---------------------------------------------------------------------------- demo
 # The demo's clock starts when make reads this file, so the time it reports includes set-up.

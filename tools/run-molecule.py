@@ -10,7 +10,11 @@ A scenario may use two more things the lab makes, both cached:
   image and served tree, exported as ``VCLUSTER_LAB_SITE_REPO_IMAGE`` and
   ``VCLUSTER_LAB_SITE_REPO_WWW``, for a platform that serves it on the scenario's network.
 
-Usage: .venv/bin/python tools/run-molecule.py [SCENARIO ...]   (default: all scenarios)
+Usage: .venv/bin/python tools/run-molecule.py [--images-only] [SCENARIO ...]   (default: all scenarios)
+
+``--images-only`` makes (or finds cached) what the scenarios need and runs none: ``make test``
+runs it before the integration tests and the scenarios side by side, so that no image is built
+while the integration tests' lab is up (their teardown checks that no build container is left).
 
 The scenarios run one after the other (the machine is small and shared). Each scenario's
 time and result are printed; the exit status is 0 only if every scenario passed. podman
@@ -82,6 +86,8 @@ def scenario_environment(name: str) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", nargs="*", help="scenario names (default: every molecule/*/molecule.yml)")
+    parser.add_argument("--images-only", action="store_true",
+                        help="make or find the images and the site repository the scenarios need, run none")
     args = parser.parse_args(argv)
 
     known = scenarios()
@@ -96,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     print(f"run-molecule: base image {ensure_base_image()}", flush=True)
+    if args.images_only:
+        for name in wanted:
+            scenario_environment(name)
+        print(f"run-molecule: images ready for {len(wanted)} scenario(s)", flush=True)
+        return 0
     molecule = BIN / "molecule"
     if not molecule.exists():
         print(f"run-molecule: {molecule} is missing; run 'make venv'", file=sys.stderr)
