@@ -54,7 +54,7 @@ def run_group(group: list[tuple[str, str]]) -> list[tuple[str, int, float]]:
     lock = threading.Lock()
     running = []
     for name, command in group:
-        print(f"\n##### {name} (side by side with {', '.join(n for n, _ in group if n != name)}): {command}",
+        print(f"\n##### {name} (side by side with {', '.join(other for other, _command in group if other != name)}): {command}",
               flush=True)
         proc = subprocess.Popen(shlex.split(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace", bufsize=1)

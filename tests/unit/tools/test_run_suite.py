@@ -25,7 +25,7 @@ def step(name: str, code: str) -> str:
 
 def test_plus_steps_join_the_step_before(suite):
     groups = suite.parse(["a=true", "b=true", "+c=false", "d=true"])
-    assert [[name for name, _ in group] for group in groups] == [["a"], ["b", "c"], ["d"]]
+    assert [[entry[0] for entry in group] for group in groups] == [["a"], ["b", "c"], ["d"]]
 
 
 @pytest.mark.parametrize("argv", [["+a=true"], ["a"], ["a="], ["=true"], ["+=true"]])
