@@ -35,12 +35,18 @@ def parse(argv: list[str]) -> list[list[tuple[str, str]]]:
     return groups
 
 
-def _pump(name: str, proc: subprocess.Popen, lock: threading.Lock) -> None:
+def _pump(name: str, proc: subprocess.Popen, lock: threading.Lock, started: dict, ended: dict) -> None:
+    """Copy the step's output, each line prefixed, and note when the step ended."""
     assert proc.stdout is not None
     for line in proc.stdout:
         with lock:
             sys.stdout.write(f"[{name}] {line}")
             sys.stdout.flush()
+    proc.wait()
+    ended[name] = time.monotonic()
+    with lock:
+        print(f"##### {name}: {'passed' if proc.returncode == 0 else f'FAILED (exit {proc.returncode})'} "
+              f"in {ended[name] - started[name]:.0f} s", flush=True)
 
 
 def run_group(group: list[tuple[str, str]]) -> list[tuple[str, int, float]]:
@@ -52,22 +58,22 @@ def run_group(group: list[tuple[str, str]]) -> list[tuple[str, int, float]]:
         rc = subprocess.call(shlex.split(command))
         return [(name, rc, time.monotonic() - t0)]
     lock = threading.Lock()
+    started: dict[str, float] = {}
+    ended: dict[str, float] = {}
     running = []
     for name, command in group:
         print(f"\n##### {name} (side by side with {', '.join(other for other, _command in group if other != name)}): {command}",
               flush=True)
         proc = subprocess.Popen(shlex.split(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace", bufsize=1)
-        pump = threading.Thread(target=_pump, args=(name, proc, lock), daemon=True)
+        started[name] = time.monotonic()
+        pump = threading.Thread(target=_pump, args=(name, proc, lock, started, ended), daemon=True)
         pump.start()
-        running.append((name, proc, pump, time.monotonic()))
+        running.append((name, proc, pump))
     results = []
-    for name, proc, pump, t0 in running:
-        rc = proc.wait()
+    for name, proc, pump in running:
         pump.join()
-        results.append((name, rc, time.monotonic() - t0))
-        print(f"##### {name}: {'passed' if rc == 0 else f'FAILED (exit {rc})'} in {time.monotonic() - t0:.0f} s",
-              flush=True)
+        results.append((name, proc.returncode, ended[name] - started[name]))
     return results
 
 

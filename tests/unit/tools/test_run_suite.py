@@ -38,12 +38,16 @@ def test_side_by_side_steps_overlap_prefix_their_output_and_report_failures(suit
     started = time.monotonic()
     rc = suite.main([
         step("first", "print('alone')"),
-        step("slow", "import time; time.sleep(1.5); print('slow done')"),
+        step("slow", "import time; time.sleep(2.5); print('slow done')"),
         step("+fails", "import time, sys; time.sleep(1.5); print('fails done'); sys.exit(3)"),
     ])
     elapsed = time.monotonic() - started
     out = capsys.readouterr().out
     assert rc == 1
-    assert elapsed < 2.9, f"the two 1.5 s steps did not run side by side ({elapsed:.1f} s)"
+    assert elapsed < 3.9, f"the 2.5 s and 1.5 s steps did not run side by side ({elapsed:.1f} s)"
     assert "[slow] slow done" in out and "[fails] fails done" in out
     assert "FAIL  fails" in out and "PASS  slow" in out and "PASS  first" in out
+    # each step's own time, not the group's: the one that fails ends a second before the other
+    times = {line.split()[1]: float(line.split()[2].rstrip("s")) for line in out.splitlines()
+             if line.strip().startswith(("PASS", "FAIL"))}
+    assert times["fails"] < times["slow"] - 0.5, times
