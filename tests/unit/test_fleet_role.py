@@ -1,6 +1,6 @@
 """Two vClusters of one run on two sites keep apart in hpc.vcluster.vcluster (no site needed).
 
-The fleet integration test (branch awx: tests/integration/test_fleet.py) runs the playbooks on two lab
+The fleet integration test (tests/integration/test_fleet.py) runs the playbooks on two lab
 sites; this runs the role's inventory step twice in one ansible-playbook run, on an inventory
 where both sites have a node x1000c0s0b0n0 with the label, as the plan step leaves its facts,
 and checks what the second vCluster sees: its own site's options, its own host only, and the
