@@ -71,12 +71,15 @@ def latest_release(site) -> dict | None:
 def test_one_run_two_sites(lab, second_site, tmp_path):
     secret_b = second_site.credentials()["csm"]["client_secret"]
     try:
-        # RBAC per site: site-b's credential may not manage the label; the run stops there, site-b unchanged
+        # RBAC per site: site-b's credential may not manage the label. The run deploys on lab (its plays come
+        # first and its credential allows the label), then stops at site-b's label step: site-b unchanged.
+        # (Not with --check: in check mode the boot step's node-level access check reads the label's current
+        # members, so a new vCluster is refused under an allow-list; see docs/awx.md, known limits.)
         denied = [site_entry(lab, "lab", [NAME]), site_entry(second_site, "site-b", ["someone_else"])]
-        proc = fleet_run(lab, second_site, tmp_path, imports("deploy"), denied, check=True)
+        proc = fleet_run(lab, second_site, tmp_path, imports("deploy"), denied)
         assert proc.returncode != 0
         assert "may not manage label" in proc.stdout and "someone_else" in proc.stdout, proc.stdout[-3000:]
-        assert members(second_site) == []
+        assert members(second_site) == [] and len(members(lab)) == 1
         assert secret_b not in proc.stdout + proc.stderr
 
         sites = [site_entry(lab, "lab", [NAME]), site_entry(second_site, "site-b", [NAME])]
