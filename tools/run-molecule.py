@@ -1,12 +1,20 @@
 """Run every Molecule scenario of the repository: ``molecule test -s <name>`` for each
 ``molecule/<name>/molecule.yml``, after making sure the lab's base image exists.
 
-A scenario may have ``molecule/<name>/image.yml``: an image-builder recipe on the base image
-(the packages a node would have in its image, so converge does not spend minutes in apt),
-built once and cached by recipe hash (``vcluster_lab.images.cached_image``); its reference is
-exported as ``VCLUSTER_MOLECULE_IMAGE``.
+A scenario may use two more things the lab makes, both cached:
 
-Usage: .venv/bin/python tools/run-molecule.py [SCENARIO ...]   (default: all scenarios)
+* ``molecule/<name>/image.yml``: an image-builder recipe on the base image (the packages a
+  node would have in its image, so converge does not spend minutes in apt); its
+  reference is exported as ``VCLUSTER_MOLECULE_IMAGE``;
+* the site package repository (when molecule.yml mentions ``VCLUSTER_LAB_SITE_REPO``): its
+  image and served tree, exported as ``VCLUSTER_LAB_SITE_REPO_IMAGE`` and
+  ``VCLUSTER_LAB_SITE_REPO_WWW``, for a platform that serves it on the scenario's network.
+
+Usage: .venv/bin/python tools/run-molecule.py [--images-only] [SCENARIO ...]   (default: all scenarios)
+
+``--images-only`` makes (or finds cached) what the scenarios need and runs none: ``make test``
+runs it before the integration tests and the scenarios side by side, so that no image is built
+while the integration tests' lab is up (their teardown checks that no build container is left).
 
 The scenarios run one after the other (the machine is small and shared). Each scenario's
 time and result are printed; the exit status is 0 only if every scenario passed. podman
@@ -54,7 +62,7 @@ def ensure_base_image() -> str:
 
 def scenario_environment(name: str) -> dict[str, str]:
     """What scenario ``name`` needs from the lab (see the module docstring), made if missing."""
-    from vcluster_lab import images  # pylint: disable=import-outside-toplevel
+    from vcluster_lab import images, site_repo, site_services  # pylint: disable=import-outside-toplevel
     env: dict[str, str] = {}
     directory = ROOT / "molecule" / name
 
@@ -67,12 +75,19 @@ def scenario_environment(name: str) -> dict[str, str]:
         image = images.cached_image((data.get("options") or {}).get("name") or f"vclab-molecule-{name}", data,
                                     base_dir=directory, log=say)
         env["VCLUSTER_MOLECULE_IMAGE"] = image.ref
+    if "VCLUSTER_LAB_SITE_REPO" in (directory / "molecule.yml").read_text():
+        service = site_services.catalogue()["repo"]
+        image = site_services.ensure_image(service, say)
+        env["VCLUSTER_LAB_SITE_REPO_IMAGE"] = image.ref
+        env["VCLUSTER_LAB_SITE_REPO_WWW"] = str(site_repo.prepare(image.ref, say))
     return env
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", nargs="*", help="scenario names (default: every molecule/*/molecule.yml)")
+    parser.add_argument("--images-only", action="store_true",
+                        help="make or find the images and the site repository the scenarios need, run none")
     args = parser.parse_args(argv)
 
     known = scenarios()
@@ -87,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     print(f"run-molecule: base image {ensure_base_image()}", flush=True)
+    if args.images_only:
+        for name in wanted:
+            scenario_environment(name)
+        print(f"run-molecule: images ready for {len(wanted)} scenario(s)", flush=True)
+        return 0
     molecule = BIN / "molecule"
     if not molecule.exists():
         print(f"run-molecule: {molecule} is missing; run 'make venv'", file=sys.stderr)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from . import daemon, home as labhome, images, preflight
+from . import daemon, home as labhome, images, preflight, site_services
 from .client import LabClient, LabError
 from .nodes.base import DriverError
 from .inventory_data import MGMT_ENV, MGMT_NETWORK, SITE_NETWORKS
@@ -74,6 +74,8 @@ def cmd_up(args) -> int:
         preflight.run(prefix)  # before anything is made: one line naming what is missing
     key = ensure_key(home)
     labhome.write_state(home, port=port, driver=driver, prefix=prefix, mgmt_network=mgmt, site_name=site_name)
+    # what this process makes on the management network (site services) takes the lab's range
+    os.environ[MGMT_ENV] = str(mgmt)
     # The base image (a minute of debootstrap when the cache is cold) and the server's
     # start-up overlap; nodes are made once both are ready.
     with ThreadPoolExecutor(1) as pool:
@@ -83,11 +85,19 @@ def cmd_up(args) -> int:
             base.result()
     say(f"control plane: {daemon.server_url(port)} (pid {pid}, {driver} driver, log "
         f"{home / daemon.LOG_FILE})")
-    client = LabClient(home, port)
-    reply = client.call("POST", "/lab/v1/nodes",
-                        {"compute": args.nodes, "service": args.service_nodes,
-                         "power_on": True, "wait": True, "timeout": args.timeout},
-                        timeout=args.timeout + 60)
+    # Site services (package repository, directory, DNS...) start while the nodes boot.
+    with ThreadPoolExecutor(1) as pool:
+        site = pool.submit(site_services.start, home, prefix, args.site_services, say) \
+            if driver == "podman" else None
+        try:
+            client = LabClient(home, port)
+            reply = client.call("POST", "/lab/v1/nodes",
+                                {"compute": args.nodes, "service": args.service_nodes,
+                                 "power_on": True, "wait": True, "timeout": args.timeout},
+                                timeout=args.timeout + 60)
+        finally:
+            if site:
+                site.result()
     failed = [t for t in (reply.get("transition") or {}).get("tasks", [])
               if t.get("taskStatus") == "failed"]
     if failed:
@@ -144,6 +154,10 @@ def cmd_status(args) -> int:
         say(f"node containers ({prefix}-*): {len(rows)}")
         for xname, row in sorted(rows.items()):
             say(f"  {row['container']:28} {row['state']:4} {row['ip']:15} {row['image']}")
+        sites = site_services.status_lines(prefix)
+        say(f"site services: {len(sites)}")
+        for line in sites:
+            say(line)
     for row in images.lab_images(prefix):
         say(f"image: {', '.join(row.get('Names') or [row['Id'][:12]])}")
     return 0
@@ -165,7 +179,8 @@ def cmd_down(args) -> int:
     for name in ("lab.db", "lab.db-wal", "lab.db-shm"):
         (home / name).unlink(missing_ok=True)
     say(f"lab {prefix} down; {home} keeps credentials, CA and SSH key; the root file "
-        f"system cache stays in {images.cache_dir()}")
+        f"system, site-service images and site repository stay cached ({images.cache_dir()}, "
+        f"images {images.CACHE_PREFIX})")
     return 0
 
 
@@ -219,6 +234,8 @@ def lab_env(home: Path, face: str) -> dict[str, str]:
         env["VCLUSTER_CLIENT_ID"], env["VCLUSTER_CLIENT_SECRET"] = client.credentials("csm")
         # IMS jobs need a public key record: the site admin's key, here the lab's
         env["VCLUSTER_IMS_PUBLIC_KEY"] = Path(str(key_path(home)) + ".pub").read_text().strip()
+    if labhome.read_state(home).get("driver", "podman") == "podman":
+        env.update(site_services.env(home, labhome.resolve_prefix(home)))
     return env
 
 
@@ -326,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", action="store_true",
                    help="records-only driver: no containers (for seed and scale tests)")
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait for SSH")
+    p.add_argument("--site-services", default="all", metavar="NAMES",
+                   help="site services to start: all (default), none, or a comma list of their "
+                        "names (see docs/lab.md)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("status", parents=[common], help="server, nodes and images of the lab")

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from .nodes.base import DriverError
@@ -122,3 +123,23 @@ def image_id(ref: str) -> str | None:
     if proc.returncode != 0:
         return None
     return "sha256:" + proc.stdout.strip().removeprefix("sha256:")
+
+
+def wait_systemd(container: str, deadline: float, what: str) -> str:
+    """Wait until systemd in ``container`` has booted; its state (``running``/``degraded``).
+
+    Right after the start, systemd's bus is not there yet: ask again until it is, or until
+    ``deadline`` (a ``time.monotonic()`` value), then raise naming ``what``.
+    """
+    started = time.monotonic()
+    while True:
+        left = max(1.0, deadline - time.monotonic())
+        proc = podman("exec", container, "timeout", str(int(left)), "systemctl", "is-system-running", "--wait",
+                      check=False, timeout=left + 10, what=f"{what}: boot")
+        state = proc.stdout.strip()
+        if state in ("running", "degraded"):
+            return state
+        if time.monotonic() > deadline:
+            raise DriverError(f"{what}: systemd is {state or 'not answering'} after "
+                              f"{time.monotonic() - started:.0f} s ({proc.stderr.strip()[-200:]})")
+        time.sleep(0.2)

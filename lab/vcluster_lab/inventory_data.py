@@ -26,6 +26,7 @@ import hashlib
 import ipaddress
 import os
 import random
+import re
 
 from .server.xname import node_parts
 
@@ -37,6 +38,7 @@ MGMT_GATEWAY = "10.252.0.1"
 SITE_NETWORKS = tuple(f"10.{octet}.0.0/16" for octet in (252, 251, 250, 249, 248, 247, 246))
 MGMT_ENV = "VCLUSTER_LAB_MGMT_NETWORK"
 DEFAULT_IMAGE = "localhost/vclab-base:bookworm"
+_PORT = re.compile(r"^x(\d+)c(\d+)r(\d+)j(\d+)p(\d+)$")
 
 
 def mgmt_network(value: str | None = None) -> ipaddress.IPv4Network:
@@ -149,6 +151,15 @@ def edge_port(xname: str) -> str | None:
         return None
     cab, chassis, slot, bmc, node = parts
     return f"x{cab}c{chassis}r{slot // 16}j{slot % 16}p{bmc * 2 + node}"
+
+
+def port_node_guess(port: str) -> str | None:
+    """The node xname whose edge port is ``port`` in the usual layout (b0/b1, n0/n1), or None."""
+    m = _PORT.match(port or "")
+    if not m:
+        return None
+    cab, chassis, switch, jack, p = (int(g) for g in m.groups())
+    return f"x{cab}c{chassis}s{switch * 16 + jack}b{p // 2}n{p % 2}"
 
 
 def port_numbers(xname: str) -> tuple[int, int, int]:

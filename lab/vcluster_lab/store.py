@@ -165,6 +165,18 @@ class Store:
             row = c.execute("SELECT data FROM docs WHERE kind=? AND id=?", (kind, doc_id)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def doc_get_many(self, kind: str, doc_ids: list[str]) -> dict[str, Any]:
+        """``{id: document}`` of the ids that exist, in one read (chunked below SQLite's variable limit)."""
+        out: dict[str, Any] = {}
+        ids = list(dict.fromkeys(doc_ids))
+        with self.read() as c:
+            for start in range(0, len(ids), 900):
+                chunk = ids[start:start + 900]
+                rows = c.execute(f"SELECT id, data FROM docs WHERE kind=? AND id IN ({','.join('?' * len(chunk))})",
+                                 (kind, *chunk)).fetchall()
+                out.update((i, json.loads(d)) for i, d in rows)
+        return out
+
     def doc_list(self, kind: str) -> list[Any]:
         with self.read() as c:
             rows = c.execute("SELECT data FROM docs WHERE kind=? ORDER BY created, id", (kind,)).fetchall()

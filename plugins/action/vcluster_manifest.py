@@ -4,9 +4,11 @@
 """Validate a vCluster manifest on the controller, before anything changes.
 
 An action plugin (not a module) because it needs what only the controller has: the
-manifest file next to the playbook, and this collection's roles, whose
-``meta/vservice.yml`` (version, ordering) and ``meta/argument_specs.yml`` (the vService's
-config contract) are the catalogue a manifest is checked against.
+manifest file next to the playbook, this collection's roles (whose ``meta/vservice.yml``
+and ``meta/argument_specs.yml`` are the contract a vService's config is checked
+against), the site's policy (environment of the controller, never the manifest), and
+the secrets a manifest refers to, which it reads in memory to check them and never
+returns.
 """
 from __future__ import annotations
 
@@ -15,15 +17,46 @@ import json
 import os
 import re
 
-import yaml
-
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
+from ansible.vars.reserved import get_reserved_names
 
-from ansible_collections.hpc.vcluster.plugins.module_utils._manifest import HAS_JSONSCHEMA, ManifestError, validate
+from ansible_collections.hpc.vcluster.plugins.module_utils._manifest import (
+    DEFAULT_POLICY, HAS_JSONSCHEMA, MAGIC_VARIABLES, ManifestError, role_entry, short, validate)
+from ansible_collections.hpc.vcluster.plugins.plugin_utils._manifest_load import copy_bounded, load_file, load_text
+from ansible_collections.hpc.vcluster.plugins.plugin_utils import _secrets, _vservice_source
 
 COLLECTION_ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+#: The site's policy: option -> (environment variable, kind). Lists in the environment are
+#: comma-separated (secret_dirs: os.pathsep-separated).
+POLICY_OPTIONS = {
+    "git_schemes": ("VCLUSTER_MANIFEST_GIT_SCHEMES", "list"),
+    "git_sources": ("VCLUSTER_MANIFEST_GIT_SOURCES", "list"),
+    "reserved_vlans": ("VCLUSTER_MANIFEST_RESERVED_VLANS", "ints"),
+    "secret_env_prefix": ("VCLUSTER_MANIFEST_SECRET_ENV_PREFIX", "str"),
+    "secret_dirs": ("VCLUSTER_MANIFEST_SECRET_DIRS", "paths"),
+    "secret_lookups": ("VCLUSTER_MANIFEST_SECRET_LOOKUPS", "list"),
+}
+#: Where external vService roles are kept, per commit (option vservice_cache).
+CACHE_ENV = "VCLUSTER_VSERVICE_CACHE"
+
+
+def load_role(role_dir):
+    """A role's catalogue entry (role_entry) from its meta files, read with the manifest loader's bounds.
+
+    An external role without meta/vservice.yml has only its argument spec as a contract.
+    """
+    meta = os.path.join(role_dir, "meta")
+    declaration = os.path.join(meta, "vservice.yml")
+    info = load_file(declaration) if os.path.isfile(declaration) else {}
+    spec = {}
+    specs_file = os.path.join(meta, "argument_specs.yml")
+    if os.path.isfile(specs_file):
+        specs = load_file(specs_file) or {}
+        spec = ((specs.get("argument_specs") or {}).get("main") or {}).get("options") or {}
+    return role_entry(info, spec)
 
 
 def load_catalog(roles_dir):
@@ -32,24 +65,8 @@ def load_catalog(roles_dir):
     if not os.path.isdir(roles_dir):
         return catalog
     for name in sorted(os.listdir(roles_dir)):
-        meta = os.path.join(roles_dir, name, "meta")
-        declaration = os.path.join(meta, "vservice.yml")
-        if not os.path.isfile(declaration):
-            continue
-        with open(declaration) as handle:
-            info = yaml.safe_load(handle) or {}
-        spec = {}
-        specs_file = os.path.join(meta, "argument_specs.yml")
-        if os.path.isfile(specs_file):
-            with open(specs_file) as handle:
-                spec = ((yaml.safe_load(handle) or {}).get("argument_specs", {}).get("main", {}) or {}).get("options", {})
-        watch = info.get("watch")
-        if watch is not None and not _watch_is_valid(watch):
-            raise AnsibleActionFail("%s: watch must be {files: [absolute paths or globs], services: [unit names]}"
-                                    % declaration)
-        catalog[name] = {"version": str(info.get("version", "")), "after": info.get("after") or [],
-                         "description": info.get("description", ""), "argument_spec": spec,
-                         "watch": info.get("watch"), "reconfigure": list(info.get("reconfigure") or [])}
+        if os.path.isfile(os.path.join(roles_dir, name, "meta", "vservice.yml")):
+            catalog[name] = load_role(os.path.join(roles_dir, name))
     return catalog
 
 
@@ -57,7 +74,8 @@ def validate_spec(spec, params):
     """Role argument-spec errors for a vService's config, as (variable path, message).
 
     Unknown settings are reported one by one with what the role takes instead, since a
-    misspelt option is the commonest mistake; the other errors keep Ansible's wording.
+    misspelt option is the commonest mistake; the other errors keep Ansible's wording
+    (the caller masks secrets and long values in them).
     """
     result = ArgumentSpecValidator(spec).validate(params)
     out = []
@@ -66,17 +84,162 @@ def validate_spec(spec, params):
         options = spec
         for part in path[:-1]:
             options = (options.get(part) or {}).get("options") or {}
-        out.append((".".join(path), "unknown setting; it takes %s" % ", ".join(
-            sorted(k.split("_", 1)[1] if len(path) == 1 and "_" in k else k for k in options))))
+        out.append((".".join(str(p) for p in path), "unknown setting; it takes %s" % ", ".join(sorted(options))))
     for error in result.errors:
         if type(error).__name__ != "UnsupportedError":
             out.append(("", str(getattr(error, "msg", error))))
     return out
 
 
+def site_policy(args):
+    """The policy from the task's options, else the controller's environment, else DEFAULT_POLICY."""
+    policy = dict(DEFAULT_POLICY)
+    for option, (env, kind) in POLICY_OPTIONS.items():
+        value = args.get(option)
+        if value is None and os.environ.get(env, "").strip():
+            raw = os.environ[env].strip()
+            value = raw if kind == "str" else [v.strip() for v in raw.split(os.pathsep if kind == "paths" else ",")
+                                               if v.strip()]
+        if value is None:
+            continue
+        if kind == "str":
+            value = str(value)
+        elif kind == "ints":
+            try:
+                value = [int(v) for v in (value if isinstance(value, list) else [value])]
+            except (TypeError, ValueError):
+                raise AnsibleActionFail("%s must be a list of VLAN numbers" % option)
+        else:
+            value = [str(v) for v in (value if isinstance(value, list) else [value])]
+        policy[option] = value
+    policy["git_schemes"] = [s.lower() for s in policy["git_schemes"]]
+    return policy
+
+
+def check_manifest(data, source="manifest", base_dir=None, policy=None, catalog=None, loader=None, templar=None,
+                   task_vars=None, vservice_cache=None, fetch=True, resolved=None):
+    """The normalized manifest (vServices with role, vars and has_destroy), or ManifestError.
+
+    ``data`` is what the loader returned; ``base_dir`` the manifest file's directory
+    (relative recipe and secret paths); ``policy`` the site's (site_policy). Secrets are
+    read in memory to check them against the roles' contracts; the result carries only
+    their references (file references made absolute). External vService roles are
+    fetched at the asked version into ``vservice_cache`` (``fetch``), so that their own
+    contract is checked too and the deploy runs exactly that commit; the result's
+    ``fetched`` lists the ones this call installed. ``resolved``, a list, receives
+    (field, value) of each secret read (for the digest; never returned).
+    """
+    policy = dict(DEFAULT_POLICY, **(policy or {}))
+    fetched = {}
+
+    def fetch_externals(manifest):
+        errors, externals = [], {}
+        for index, vs in enumerate(manifest.get("vservices") or []):
+            if "source" not in vs:
+                continue
+            try:
+                got = _vservice_source.fetch(vs["name"], vs["source"]["git"], vs["source"]["version"],
+                                             vservice_cache, policy["git_schemes"])
+                externals[vs["name"]] = dict(load_role(got["path"]), **got)
+            except _vservice_source.SourceError as exc:
+                errors.append("vservices[%d].source: %s" % (index, short(str(exc), 300)))
+            except ManifestError as exc:
+                errors.extend("vservices[%d].source: the role's meta files: %s" % (index, e) for e in exc.errors)
+        if errors:
+            raise ManifestError(errors)
+        fetched.update(externals)
+        return externals
+
+    if not policy["secret_dirs"] and base_dir:
+        policy["secret_dirs"] = [base_dir]
+    catalog = load_catalog(os.path.join(COLLECTION_ROOT, "roles")) if catalog is None else catalog
+
+    def resolve(ref, field):
+        ref = _absolute(ref, base_dir)
+        problem = _secrets.file_problem(ref["file"], policy["secret_dirs"]) if "file" in ref else None
+        try:
+            if problem:
+                raise _secrets.SecretError(problem)
+            value = _secrets.resolve(ref, loader, templar, task_vars)
+        except _secrets.SecretError as exc:
+            raise ManifestError(["%s: %s" % (field, exc)])
+        if resolved is not None:
+            resolved.append((field, str(value)))
+        return value
+
+    normalized = validate(data, catalog, validate_spec=validate_spec, source=source, policy=policy, resolve=resolve,
+                          reserved_names=MAGIC_VARIABLES | frozenset(get_reserved_names()),
+                          fetch_externals=fetch_externals if fetch else None)
+    # recipes are relative to the manifest; the node groups' boot images are the same objects
+    images = [("image", normalized["image"])] + [
+        ("nodes.%s.image" % group, spec["image"]) for group, spec in sorted(normalized["nodes"].items())
+        if "image" in spec]
+    errors = []
+    for field, image in images:
+        errors.extend(_recipe_errors(field, image, base_dir))
+    if errors:
+        raise ManifestError(errors, source)
+    for vs in normalized["vservices"]:
+        external = "source" in vs
+        for key, value in vs["config"].items():
+            if isinstance(value, dict) and list(value) == ["secret"] and "file" in value["secret"]:
+                vs["config"][key] = {"secret": _absolute(value["secret"], base_dir)}
+        # the role: this collection's by name, an external one by the path of its pinned checkout
+        if external and vs["name"] in fetched:
+            vs["role"] = fetched[vs["name"]]["path"]
+            vs["source"]["commit"] = fetched[vs["name"]]["commit"]
+            vs["fetched"] = fetched[vs["name"]]["changed"]
+        else:
+            vs["role"] = vs["name"] if external else "hpc.vcluster.%s" % vs["name"]
+        role_dir = vs["role"] if external else os.path.join(COLLECTION_ROOT, "roles", vs["name"])
+        # the role's variables: config keys with the role prefix (external roles: as given)
+        vs["vars"] = dict(vs["config"]) if external else dict(
+            ("%s_%s" % (vs["name"], key), value) for key, value in vs["config"].items())
+        # whether the role knows how to stop itself (tasks/destroy.yml), for the destroy playbook
+        vs["has_destroy"] = os.path.isfile(os.path.join(role_dir, "tasks", "destroy.yml"))
+        # what tells the lifecycle that a node still runs the vService as applied (meta/vservice.yml watch)
+        vs["watch"] = None if external else catalog[vs["name"]].get("watch")
+        # the settings its daemons take without a restart (an update that changes only these reconfigures)
+        vs["reconfigure"] = [] if external else catalog[vs["name"]].get("reconfigure") or []
+    return normalized
+
+
+def _recipe_errors(field, image, base_dir):
+    """Errors of an image's recipe, made absolute (relative to the manifest) in ``image``.
+
+    It is read as the image step will (a tenant's file too), so that an arbitrary file is
+    refused, never quoted.
+    """
+    recipe = image.get("recipe")
+    if not recipe:
+        return []
+    if base_dir and not os.path.isabs(recipe):
+        image["recipe"] = os.path.normpath(os.path.join(base_dir, recipe))
+    where = short(image["recipe"], 200)
+    if not os.path.isfile(image["recipe"]):
+        return ["%s.recipe: file %s does not exist" % (field, where)]
+    try:
+        doc = load_file(image["recipe"])
+    except ManifestError as exc:
+        return ["%s.recipe: %s" % (field, error) for error in exc.errors]
+    if not isinstance(doc, dict) or not isinstance(doc.get("options"), dict):
+        return ["%s.recipe: %s is not an image recipe (a YAML mapping with options, packages and cmds)"
+                % (field, where)]
+    return []
+
+
+def read_manifest(path=None, manifest=None):
+    """(data, source, base_dir) from a file, YAML text or data Ansible already parsed; ManifestError if unreadable."""
+    if path:
+        return load_file(path), path, os.path.dirname(os.path.abspath(path))
+    if isinstance(manifest, (str, bytes)):
+        return load_text(manifest), "manifest", None
+    return copy_bounded(manifest, convert=_secrets.to_reference, locate=_secrets.origin_of), "manifest", None
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("path", "manifest"))
+    _VALID_ARGS = frozenset(("path", "manifest", "vservice_cache") + tuple(POLICY_OPTIONS))
     _requires_connection = False
 
     def run(self, tmp=None, task_vars=None):
@@ -87,78 +250,52 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("give exactly one of path (a manifest file) or manifest (its content)")
         if not HAS_JSONSCHEMA:
             raise AnsibleActionFail("the Python library 'jsonschema' is required on the controller to validate manifests")
-        source, base_dir = "manifest", None
-        if path:
-            path = self._find_needle("files", path) if not os.path.isabs(path) and not os.path.exists(path) else path
-            source, base_dir = path, os.path.dirname(os.path.abspath(path))
-            try:
-                with open(path) as handle:
-                    manifest = yaml.safe_load(handle)
-            except (IOError, OSError) as exc:
-                raise AnsibleActionFail("cannot read manifest %s: %s" % (path, exc.strerror or exc))
-            except yaml.YAMLError as exc:
-                raise AnsibleActionFail("manifest %s is not valid YAML: %s" % (path, exc))
-        catalog = load_catalog(os.path.join(COLLECTION_ROOT, "roles"))
+        if path and not os.path.isabs(path) and not os.path.exists(path):
+            path = self._find_needle("files", path)
+        source = path or "manifest"
         try:
-            normalized = validate(_plain(manifest), catalog, validate_spec=validate_spec, source=source)
+            data, source, base_dir = read_manifest(path, manifest)
+            cache = args.get("vservice_cache") or os.environ.get(CACHE_ENV, "").strip() or None
+            resolved = []
+            normalized = check_manifest(data, source, base_dir or self._loader.get_basedir(), site_policy(args),
+                                        loader=self._loader, templar=self._templar, task_vars=task_vars,
+                                        vservice_cache=cache, resolved=resolved)
         except ManifestError as exc:
-            result.update(failed=True, msg=str(exc), errors=exc.errors)
+            result.update(failed=True, msg="%s is invalid:\n  %s" % (source, "\n  ".join(exc.errors)), errors=exc.errors)
             return result
-        # recipes are relative to the manifest; the node groups' boot images are the same objects
-        images = [("image", normalized["image"])] + [
-            ("nodes.%s.image" % group, spec["image"]) for group, spec in sorted(normalized["nodes"].items())
-            if "image" in spec]
-        missing = []
-        for field, image in images:
-            recipe = image.get("recipe")
-            if recipe and base_dir and not os.path.isabs(recipe):
-                image["recipe"] = os.path.normpath(os.path.join(base_dir, recipe))
-            if recipe and not os.path.isfile(image["recipe"]):
-                missing.append("%s.recipe: file %s does not exist" % (field, image["recipe"]))
-        if missing:
-            result.update(failed=True, msg="%s is invalid:\n  %s" % (source, "\n  ".join(missing)), errors=missing)
-            return result
-        for vs in normalized["vservices"]:
-            external = "source" in vs
-            vs["role"] = vs["name"] if external else "hpc.vcluster.%s" % vs["name"]
-            # the role's variables: config keys with the role prefix (external roles: as given)
-            vs["vars"] = dict(vs["config"]) if external else dict(
-                ("%s_%s" % (vs["name"], key), value) for key, value in vs["config"].items())
-            # whether the role knows how to stop itself (tasks/destroy.yml), for the destroy playbook
-            vs["has_destroy"] = not external and os.path.isfile(
-                os.path.join(COLLECTION_ROOT, "roles", vs["name"], "tasks", "destroy.yml"))
-            # what tells the lifecycle that a node still runs the vService as applied (meta/vservice.yml watch)
-            vs["watch"] = None if external else catalog[vs["name"]].get("watch")
-            # the settings its daemons take without a restart (an update that changes only these reconfigures)
-            vs["reconfigure"] = [] if external else catalog[vs["name"]].get("reconfigure") or []
-        plain = _plain(manifest)
-        result.update(changed=False, manifest=normalized, digest=digest(plain), masked=mask(plain, catalog),
+        catalog = load_catalog(os.path.join(COLLECTION_ROOT, "roles"))
+        fetched = [v["name"] for v in normalized["vservices"] if v.pop("fetched", False)]
+        result.update(changed=bool(fetched), fetched=fetched, manifest=normalized, digest=digest(data, resolved),
+                      masked=mask(data, catalog),
                       vservice_order=[v["name"] for v in normalized["vservices"]],
                       catalog=dict((k, {"version": v["version"], "description": v["description"]}) for k, v in catalog.items()))
         return result
 
 
-WATCH_FILE = re.compile(r"^/[A-Za-z0-9_./*?-]+$")
-WATCH_UNIT = re.compile(r"^[A-Za-z0-9@_.-]+$")
-
-
-def _watch_is_valid(watch):
-    """A vService's watch list goes into a shell on the nodes: absolute paths or globs, unit names, nothing else."""
-    if not isinstance(watch, dict) or set(watch) - set(("files", "services")):
-        return False
-    files, units = watch.get("files") or [], watch.get("services") or []
-    return (isinstance(files, list) and isinstance(units, list)
-            and all(isinstance(f, str) and WATCH_FILE.match(f) for f in files)
-            and all(isinstance(u, str) and WATCH_UNIT.match(u) for u in units))
+def _absolute(ref, base_dir):
+    """A reference with its file made absolute (relative to the manifest's directory)."""
+    if "file" not in ref:
+        return ref
+    return dict(ref, file=_secrets.absolute_file(ref["file"], base_dir))
 
 
 SECRET_NAME = re.compile(r"(?i)(pass$|passw|secret|token|private_?key|key_b64|credential)")
 MASK = "********"
 
 
-def digest(manifest):
-    """sha256 of the manifest as written, over canonical JSON (key order and layout do not count)."""
-    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def digest(manifest, secrets=()):
+    """sha256 of the manifest as written, over canonical JSON (key order and layout do not count).
+
+    ``secrets``: (field, value) of the secrets its references read. A secret changed where
+    it is kept (a vault value, a file, a variable) changes the digest although the manifest
+    did not, so that an unchanged-looking re-run still applies it. They count through a
+    slow key derivation (PBKDF2, 100,000 rounds), since the digest is stored beside the
+    release and a password may be short.
+    """
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    if secrets:
+        joined = "\0".join("%s=%s" % item for item in sorted(secrets)).encode("utf-8")
+        text += "\n" + hashlib.pbkdf2_hmac("sha256", joined, b"hpc.vcluster manifest secrets", 100000).hex()
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -193,20 +330,3 @@ def mask(manifest, catalog):
         masked.append(vs)
     out["vservices"] = masked
     return out
-
-
-def _plain(value):
-    """Ansible 2.19 hands tagged/lazy containers to action plugins; jsonschema wants plain data."""
-    if isinstance(value, dict):
-        return dict((str(k), _plain(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    return value

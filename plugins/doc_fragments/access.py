@@ -47,4 +47,11 @@ options:
       - Act on every current member of this label (SMD group).
       - Mutually exclusive with O(nodes); one of the two is required.
     type: str
+  planned_members:
+    description:
+      - With O(label), in check mode only, the members the label will have when the task really runs (the C(members)
+        of M(hpc.vcluster.vcluster_plan)), instead of its current ones, so that a plan can be shown for a label that
+        does not exist yet or is about to grow or shrink. Outside check mode the label's members are read as always.
+    type: list
+    elements: str
 """

@@ -98,6 +98,7 @@ options:
     description:
       - Prefix of the host variables that carry SMD component fields (C(smd_role), C(smd_nid), ...).
       - C(ansible_host) and the C(vcluster_*) variables are never prefixed.
+      - It must make valid variable names (letters, digits and C(_), not starting with a digit); another is refused.
     type: str
     default: smd_
     env:

@@ -14,24 +14,21 @@ research-csm.md §7):
   kernel/initrd/params, and ``PATCH`` differs: OpenCHAMI updates the non-empty fields of
   existing hosts and answers 404 for unknown ones, CSM updates ``params`` only. So the
   modules compute the complete wanted triple and ``PUT`` it, which means the same on both.
+* Reads and writes cost one request whatever the node count: a ``PUT`` carries every host
+  that gets the same triple, and a read names the hosts in the query when they fit in a URL,
+  else in the JSON body of the ``GET`` (BSS filters on a BootParams body as it does on the
+  query). Entries are filtered here as well, so a proxy that dropped the body of a ``GET``
+  would only make the reply larger, never wrong.
 """
 from __future__ import annotations
 
 from ansible_collections.hpc.vcluster.plugins.module_utils._api import decode_json
+from ansible_collections.hpc.vcluster.plugins.module_utils._smd import MAX_QUERY
 
 BOOT_FIELDS = ("kernel", "initrd", "params")
 
 
-def _chunks(items, size):
-    items = list(items)
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 class BssClient(object):
-    # hosts per GET (the filter is a query string: keep URLs short)
-    GET_CHUNK = 100
-
     def __init__(self, transport, base_url):
         self.transport = transport
         self.base = base_url
@@ -46,14 +43,19 @@ class BssClient(object):
             if response.status_code == 404:
                 return []
             return decode_json(response, "bss") or []
-        entries = []
-        for chunk in _chunks(sorted(set(hosts)), self.GET_CHUNK):
-            response = self.transport.request("GET", self._url(), service="bss", params={"name": ",".join(chunk)},
+        hosts = sorted(set(hosts))
+        if not hosts:
+            return []
+        names = ",".join(hosts)
+        if len(names) + 6 <= MAX_QUERY:
+            response = self.transport.request("GET", self._url(), service="bss", params={"name": names},
                                               expect=(200, 404))
-            if response.status_code == 404:
-                continue
-            entries.extend(decode_json(response, "bss") or [])
-        return entries
+        else:
+            response = self.transport.request("GET", self._url(), service="bss", json_body={"hosts": hosts},
+                                              expect=(200, 404))
+        if response.status_code == 404:  # the filter matched nothing
+            return []
+        return decode_json(response, "bss") or []
 
     def by_host(self, hosts=None):
         """``{xname: {kernel, initrd, params}}`` for the hosts that have boot parameters."""

@@ -10,10 +10,20 @@ There is no public spec; the shapes are those HPE's slingshot-net-operator uses
 is the node's xname plus a 2-character NIC suffix (``x1000c0s0b0n0h0``). A VLAN reaches a
 port through a port policy (``allowedVlans``, ``nativeVlanId``) linked from the port's
 ``portPolicyLinks``.
+
+Reads are bulk (every port in one ``?expand`` call), but a port's policies change only
+with a ``PATCH`` of that port: no public contract of the fabric manager (HPE's operator,
+SAT's switch and cable swaps) shows a call that changes many ports, so ``patch_ports``
+sends one per port, a few at a time, which keeps the wall time down, not the count.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from ansible_collections.hpc.vcluster.plugins.module_utils._api import decode_json
+
+# PATCHes in flight at once: the session's connection pool holds ten per host.
+PATCH_WORKERS = 8
 
 
 def link_name(link):
@@ -93,3 +103,19 @@ class FabricClient(object):
 
     def set_port_policies(self, port_link, links):
         return self._send("PATCH", "/ports/%s" % link_name(port_link), {"portPolicyLinks": list(links)})
+
+    def patch_ports(self, changes):
+        """Set ``portPolicyLinks`` of many ports, ``[(port link, links)]``: every PATCH is sent even when one
+        fails (the ports are independent), then the first error is raised, saying how many failed."""
+        changes = list(changes)
+        if len(changes) <= 1:
+            for link, links in changes:
+                self.set_port_policies(link, links)
+            return
+        with ThreadPoolExecutor(max_workers=min(PATCH_WORKERS, len(changes))) as pool:
+            futures = [pool.submit(self.set_port_policies, link, links) for link, links in changes]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            if len(errors) > 1:
+                errors[0].args = ("%s (and %d more ports failed)" % (errors[0], len(errors) - 1),)
+            raise errors[0]

@@ -4,8 +4,6 @@
 """Labels (SMD groups) as the modules show them, and bulk membership look-ups."""
 from __future__ import annotations
 
-MEMBERSHIP_CHUNK = 100
-
 
 def group_view(group):
     """A label as the modules return it (and as diffs show it); {} for no label."""
@@ -21,10 +19,5 @@ def group_view(group):
 
 
 def labels_of(smd, xnames):
-    """``{xname: set(labels)}`` for the nodes, from bulk ``/memberships`` calls."""
-    result = {}
-    xnames = sorted(set(xnames))
-    for start in range(0, len(xnames), MEMBERSHIP_CHUNK):
-        for entry in smd.memberships(id=xnames[start:start + MEMBERSHIP_CHUNK]):
-            result[entry.get("id")] = set(entry.get("groupLabels") or [])
-    return result
+    """``{xname: set(labels)}`` for the nodes, from one ``/memberships`` call."""
+    return dict((entry.get("id"), set(entry.get("groupLabels") or [])) for entry in smd.memberships_of(xnames))

@@ -7,7 +7,8 @@ A transition is asynchronous: ``POST /transitions`` answers **200** (not 202) wi
 and the caller polls ``GET /transitions/{id}`` until ``transitionStatus`` is ``completed``
 or ``aborted``. Per-node outcomes are in ``tasks``; the count of unsupported tasks is
 spelled ``un-supported``. ``/power-status`` always answers 200 and reports unknown nodes
-through a per-item ``error`` (research-openchami.md §5, research-csm.md §6).
+through a per-item ``error`` (research-openchami.md §5, research-csm.md §6). Status is read
+with ``POST /power-status`` (the xnames in the body): one request whatever the node count.
 """
 from __future__ import annotations
 
@@ -20,8 +21,6 @@ TASK_COUNT_KEYS = ("total", "new", "in-progress", "failed", "succeeded", "un-sup
 
 
 class PcsClient(object):
-    STATUS_CHUNK = 100
-
     def __init__(self, transport, base_url):
         self.transport = transport
         self.base = base_url
@@ -30,10 +29,9 @@ class PcsClient(object):
         """``{xname: status item}`` for ``xnames`` (items carry powerState, managementState, error)."""
         result = {}
         xnames = sorted(set(xnames))
-        for start in range(0, len(xnames), self.STATUS_CHUNK):
-            chunk = xnames[start:start + self.STATUS_CHUNK]
-            body = self.transport.get_json(self.base + "/power-status", service="pcs",
-                                           params=[("xname", x) for x in chunk]) or {}
+        if xnames:
+            body = decode_json(self.transport.request("POST", self.base + "/power-status", service="pcs",
+                                                      json_body={"xname": xnames}), "pcs") or {}
             for item in body.get("status") or []:
                 result[item.get("xname")] = item
         for xname in xnames:

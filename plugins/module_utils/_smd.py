@@ -6,7 +6,11 @@
 The same contract on OpenCHAMI (``/hsm/v2``) and CSM (``/apis/smd/hsm/v2``) with one
 difference that matters: only OpenCHAMI's SMD can replace a group's member list in one
 call (``PUT /groups/{label}/members``); Cray's adds and removes one xname per call.
-``set_members`` hides that. Every read is a bulk call: never one request per node.
+``set_members`` hides that. Every read is one bulk call whatever the node count: lists of
+xnames or NIDs go in the body of SMD's POST query forms (``/State/Components/Query``,
+``/State/Components/ByNID/Query``, made for exactly that: "there are limits to the length
+of an HTTP URL"), and where SMD only has a GET (``/memberships``) a list that would not
+fit in a URL asks for the whole collection and filters it here.
 """
 from __future__ import annotations
 
@@ -20,8 +24,29 @@ SMD_LABEL_RE = re.compile(r"^[-a-z0-9:._]+$")
 VCLUSTER_LABEL_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 XNAME_NODE_RE = re.compile(r"^x\d+c\d+s\d+b\d+n\d+$")
 
+# The longest query string the clients put in a URL. The gateways in front of the services
+# refuse long request lines (nginx's buffer is 8 KiB; HAProxy's whole request head, a JWT
+# included, 16 KiB); longer lists go in a body or become one unfiltered call.
+MAX_QUERY = 4096
+
 COMPONENT_FILTERS = ("id", "type", "state", "flag", "role", "subrole", "enabled", "softwarestatus", "subtype",
                      "arch", "class", "nid", "nid_start", "nid_end", "group", "partition")
+
+
+def query_length(params):
+    """About how long ``params`` make a URL's query string (percent-encoding aside)."""
+    return sum(len(str(k)) + len(str(v)) + 2 for k, v in params)
+
+
+def nid_ranges(nids):
+    """``[1, 2, 3, 7]`` -> ``["1-3", "7"]``: SMD's NIDRanges, short whatever the count."""
+    runs = []
+    for nid in sorted(set(int(n) for n in nids)):
+        if runs and nid == runs[-1][1] + 1:
+            runs[-1][1] = nid
+        else:
+            runs.append([nid, nid])
+    return [str(low) if low == high else "%d-%d" % (low, high) for low, high in runs]
 
 
 def _params(filters):
@@ -63,16 +88,62 @@ class SmdClient(object):
     def component(self, xname):
         return self._get("/State/Components/%s" % xname, missing_ok=True)
 
+    def components_by_ids(self, xnames, **filters):
+        """The components among ``xnames`` (and matching the filters): one ``POST /State/Components/Query``."""
+        unknown = set(filters) - set(COMPONENT_FILTERS) - {"id"}
+        if unknown:
+            raise ValueError("unknown component filters: %s" % ", ".join(sorted(unknown)))
+        xnames = sorted(set(xnames))
+        if not xnames:
+            return []
+        body = {"ComponentIDs": xnames}
+        for key, value in filters.items():
+            if value is None or value == []:
+                continue
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if key in ("group", "partition"):  # one value each in the query body
+                body[key] = str(values[0])
+            else:
+                body[key] = [("true" if v else "false") if isinstance(v, bool) else str(v) for v in values]
+        reply = decode_json(self.transport.request("POST", self.base + "/State/Components/Query", service="smd",
+                                                   json_body=body), "smd") or {}
+        return reply.get("Components") or []
+
+    def components_by_nids(self, nids):
+        """The components holding these NIDs: one ``POST /State/Components/ByNID/Query`` with NID ranges."""
+        ranges = nid_ranges(nids)
+        if not ranges:
+            return []
+        reply = decode_json(self.transport.request("POST", self.base + "/State/Components/ByNID/Query", service="smd",
+                                                   json_body={"NIDRanges": ranges}), "smd") or {}
+        return reply.get("Components") or []
+
     def memberships(self, **filters):
         """Group labels and partition of every component, in one call."""
         return self._get("/memberships", _params(filters)) or []
+
+    def memberships_of(self, xnames):
+        """``/memberships`` entries of ``xnames``, in one call: filtered by id when the list fits in a URL,
+        else every node's (SMD has no POST form of it) and filtered here."""
+        xnames = sorted(set(xnames))
+        if not xnames:
+            return []
+        params = [("id", x) for x in xnames]
+        if query_length(params) > MAX_QUERY:
+            wanted = set(xnames)
+            return [m for m in self.memberships(type="Node") if m.get("id") in wanted]
+        return self._get("/memberships", params) or []
 
     def ethernet_interfaces(self, **filters):
         return self._get("/Inventory/EthernetInterfaces", _params(filters)) or []
 
     # -- labels (groups) -----------------------------------------------------------
     def groups(self, labels=None, tag=None):
-        return self._get("/groups", _params({"group": labels, "tag": tag})) or []
+        params = _params({"group": labels, "tag": tag})
+        if labels and query_length(params) > MAX_QUERY:  # so many labels: all groups, filtered here
+            wanted = set(labels)
+            return [g for g in self._get("/groups", _params({"tag": tag})) or [] if g.get("label") in wanted]
+        return self._get("/groups", params) or []
 
     def group(self, label):
         return self._get("/groups/%s" % label, missing_ok=True)

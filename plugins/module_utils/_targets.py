@@ -5,7 +5,9 @@
 
 Nodes are given as xnames (``x1000c0s0b0n0``), bracket ranges of xnames
 (``x1000c0s[0-3]b0n0``), NIDs (``12``) or NID host names (``nid000012``). NIDs and host
-names are turned into xnames with one bulk SMD call, never one call per node.
+names are turned into xnames with one SMD call whatever their number (NID ranges in the
+body of ``POST /State/Components/ByNID/Query``), and checking that xnames are nodes is one
+``POST /State/Components/Query``.
 """
 from __future__ import annotations
 
@@ -17,8 +19,6 @@ from ansible_collections.hpc.vcluster.plugins.module_utils._smd import XNAME_NOD
 _RANGE_RE = re.compile(r"\[([^\[\]]+)\]")
 _NID_RE = re.compile(r"^(?:nid)?0*(\d+)$")
 MAX_EXPANSION = 100000
-# xnames per SMD query (they go in the query string)
-ID_CHUNK = 100
 
 
 def target_argument_spec():
@@ -26,6 +26,7 @@ def target_argument_spec():
     return dict(
         nodes=dict(type="list", elements="str"),
         label=dict(type="str"),
+        planned_members=dict(type="list", elements="str"),
     )
 
 
@@ -84,11 +85,9 @@ def resolve_nodes(smd, names):
     xnames, nids = split_node_names(names)
     if nids:
         found = {}
-        ordered = sorted(nids)
-        for start in range(0, len(ordered), ID_CHUNK):
-            for comp in smd.components(type="Node", nid=ordered[start:start + ID_CHUNK]):
-                if comp.get("NID") is not None:
-                    found[int(comp["NID"])] = comp["ID"]
+        for comp in smd.components_by_nids(nids):
+            if comp.get("NID") is not None and comp.get("Type") == "Node" and int(comp["NID"]) in nids:
+                found[int(comp["NID"])] = comp["ID"]
         missing = sorted(nids - set(found))
         if missing:
             raise SiteError("no node in SMD has NID %s" % ", ".join(str(n) for n in missing))
@@ -120,9 +119,7 @@ def resolve_targets(smd, nodes=None, label=None, allow_empty=False):
 def unknown_nodes(smd, xnames):
     """The xnames that are not Node components in SMD (one bulk call)."""
     xnames = sorted(set(xnames or []))
-    known = set()
-    for start in range(0, len(xnames), ID_CHUNK):
-        known.update(c.get("ID") for c in smd.components(id=xnames[start:start + ID_CHUNK], type="Node"))
+    known = set(c.get("ID") for c in smd.components_by_ids(xnames, type="Node"))
     return sorted(set(xnames) - known)
 
 
@@ -141,9 +138,24 @@ def module_targets(module, allow_empty=False, missing_ok=False):
     smd = module.clients.smd
     if params.get("label"):
         module.access.check_labels([params["label"]])
+        planned = planned_members(module)
+        if planned is not None:
+            return planned
         if missing_ok and smd.group(params["label"]) is None:
             return []
         return resolve_targets(smd, label=params["label"], allow_empty=allow_empty)
     xnames = resolve_targets(smd, nodes=params.get("nodes"), allow_empty=allow_empty)
     module.access.check_nodes(smd, xnames)
     return xnames
+
+
+def planned_members(module):
+    """In check mode, the label's members as the plan has them (``planned_members``), else None.
+
+    A plan is shown before the label exists or changes (``deploy --check``): what a step
+    would do is worked out for the nodes the label will have, not the ones it has now.
+    """
+    planned = module.params.get("planned_members")
+    if not module.check_mode or planned is None:
+        return None
+    return resolve_nodes(module.clients.smd, planned) if planned else []

@@ -9,11 +9,15 @@ notes (research-csm.md §10.2, §11): ``GET resources/pkeys/{pkey}`` answers ``{
 for a missing PKey; ``POST resources/pkeys`` adds GUIDs (creating the PKey) with a
 ``membership`` of ``full`` or ``limited``; ``DELETE resources/pkeys/{pkey}/guids/{g1,g2}``
 removes them. A host's port GUIDs are in ``GET resources/ports`` (``system_name`` is the
-host name).
+host name). Adding any number of GUIDs is one request; removing them too, through the
+GUID list in the URL when it fits, else UFM's ``POST actions/remove_guids_from_pkey``
+(the list in the body; deprecated by NVIDIA but still served, and what ib-kubernetes
+uses), and only where a UFM no longer has that, URLs of at most MAX_QUERY characters.
 """
 from __future__ import annotations
 
 from ansible_collections.hpc.vcluster.plugins.module_utils._api import ApiError, decode_json
+from ansible_collections.hpc.vcluster.plugins.module_utils._smd import MAX_QUERY
 
 
 def normalize_pkey(value):
@@ -57,7 +61,17 @@ class UfmClient(object):
         self._request("POST", "/resources/pkeys", body)
 
     def remove_guids(self, pkey, guids):
-        self._request("DELETE", "/resources/pkeys/%s/guids/%s" % (pkey, ",".join(sorted(guids))))
+        guids = sorted(guids)
+        if len(",".join(guids)) <= MAX_QUERY:
+            self._request("DELETE", "/resources/pkeys/%s/guids/%s" % (pkey, ",".join(guids)))
+            return
+        response = self._request("POST", "/actions/remove_guids_from_pkey", {"pkey": pkey, "guids": guids},
+                                 expect=(200, 204, 404, 405))
+        if response.status_code in (200, 204):
+            return
+        per_call = max(1, MAX_QUERY // (len(guids[0]) + 1))  # a UFM without the legacy call
+        for start in range(0, len(guids), per_call):
+            self._request("DELETE", "/resources/pkeys/%s/guids/%s" % (pkey, ",".join(guids[start:start + per_call])))
 
     def delete_pkey(self, pkey):
         self._request("DELETE", "/resources/pkeys/%s" % pkey, expect=(200, 204, 404))

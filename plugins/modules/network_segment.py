@@ -43,6 +43,13 @@ options:
         are used.
     type: str
     required: true
+  planned_members:
+    description:
+      - In check mode only, the members the label will have when the task really runs (the C(members) of
+        M(hpc.vcluster.vcluster_plan)), instead of its current ones, so that the plan of a vCluster that does not exist
+        yet, or grows or shrinks, can be shown. Outside check mode the label's members are used as always.
+    type: list
+    elements: str
   vlan:
     description:
       - Slingshot VLAN id (1-4094). Mutually exclusive with O(pkey).
@@ -156,7 +163,7 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.hpc.vcluster.plugins.module_utils._module import SiteModule
 from ansible_collections.hpc.vcluster.plugins.module_utils._site import SiteError
-from ansible_collections.hpc.vcluster.plugins.module_utils._targets import label_members, members_diff
+from ansible_collections.hpc.vcluster.plugins.module_utils._targets import label_members, members_diff, planned_members
 from ansible_collections.hpc.vcluster.plugins.module_utils._ufm import normalize_pkey
 
 
@@ -202,20 +209,18 @@ def vlan_present(module, label, members):
         result.update(module.diff_result(before, after))
     if not changed or module.check_mode:
         return result
+    fabric.patch_ports((ports[node]["documentSelfLink"], [p for p in ports[node].get("portPolicyLinks") or []
+                                                          if p != policy_link]) for node in unlink)
     for node in unlink:
-        port = ports[node]
-        fabric.set_port_policies(port["documentSelfLink"], [p for p in port.get("portPolicyLinks") or []
-                                                            if p != policy_link])
-        port["portPolicyLinks"] = [p for p in port.get("portPolicyLinks") or [] if p != policy_link]
+        ports[node]["portPolicyLinks"] = [p for p in ports[node].get("portPolicyLinks") or [] if p != policy_link]
     if policy is not None and not policy_ok:
         fabric.delete_policy(label)
     if vlan is None:
         fabric.create_vlan(vlan_id, name)
     if not policy_ok:
         fabric.create_policy(label, vlan_id, native=native)
-    for node in link:
-        port = ports[node]
-        fabric.set_port_policies(port["documentSelfLink"], list(port.get("portPolicyLinks") or []) + [policy_link])
+    fabric.patch_ports((ports[node]["documentSelfLink"], list(ports[node].get("portPolicyLinks") or []) + [policy_link])
+                       for node in link)
     return result
 
 
@@ -235,10 +240,8 @@ def vlan_absent(module, label):
     result.update(module.diff_result(segment_view("vlan", vlan_id, name, params["membership"], on_policy), {}))
     if module.check_mode:
         return result
-    for node in on_policy:
-        port = ports[node]
-        fabric.set_port_policies(port["documentSelfLink"], [p for p in port.get("portPolicyLinks") or []
-                                                            if p != policy_link])
+    fabric.patch_ports((ports[node]["documentSelfLink"], [p for p in ports[node].get("portPolicyLinks") or []
+                                                          if p != policy_link]) for node in on_policy)
     if policy is not None:
         fabric.delete_policy(label)
     if vlan is not None:
@@ -336,7 +339,8 @@ def run_module(module):
     elif not 1 <= params["vlan"] <= 4094:
         raise SiteError("vlan must be between 1 and 4094, got %d" % params["vlan"])
     present = params["state"] == "present"
-    members = label_members(module.clients.smd, label) if present else []
+    planned = planned_members(module) if present else None
+    members = (planned if planned is not None else label_members(module.clients.smd, label)) if present else []
     if params["vlan"] is not None:
         return vlan_present(module, label, members) if present else vlan_absent(module, label)
     ufm = module.clients.ufm(params["ufm_username"], params["ufm_password"])
@@ -346,6 +350,7 @@ def run_module(module):
 def main():
     argument_spec = dict(
         label=dict(type="str", required=True),
+        planned_members=dict(type="list", elements="str"),
         vlan=dict(type="int"),
         pkey=dict(type="str", no_log=False),
         name=dict(type="str"),

@@ -16,15 +16,10 @@ description:
 author:
   - hpc.vcluster maintainers (@hpc-vcluster)
 extends_documentation_fragment:
+  - hpc.vcluster.info
   - hpc.vcluster.site.modules
   - hpc.vcluster.access
 attributes:
-  check_mode:
-    support: full
-    description: Reads only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Reads only; nothing to show.
   platform:
     support: full
     platforms: controller

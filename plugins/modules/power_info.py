@@ -9,24 +9,19 @@ module: power_info
 short_description: Read the power state of nodes or of a label's members from PCS
 version_added: "0.2.0"
 description:
-  - Reads the power state of nodes through PCS (C(/power-status)), the same on OpenCHAMI and CSM, in bulk calls of
-    at most 100 nodes, and never changes anything.
+  - Reads the power state of nodes through PCS (C(POST /power-status), the xnames in the body), the same on OpenCHAMI
+    and CSM, in one call whatever the number of nodes, and never changes anything.
   - This is what a playbook asks before deciding to power on or restart, instead of running M(hpc.vcluster.power) in
     check mode.
   - A node PCS does not know, or cannot reach, is reported with power V(undefined) and its error, not as a failure.
 author:
   - hpc.vcluster maintainers (@hpc-vcluster)
 extends_documentation_fragment:
+  - hpc.vcluster.info
   - hpc.vcluster.site.modules
   - hpc.vcluster.access
   - hpc.vcluster.access.targets
 attributes:
-  check_mode:
-    support: full
-    description: Reads only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Reads only; nothing to show.
   platform:
     support: full
     platforms: controller

@@ -17,16 +17,11 @@ description:
 author:
   - hpc.vcluster maintainers (@hpc-vcluster)
 extends_documentation_fragment:
+  - hpc.vcluster.info
   - hpc.vcluster.site.modules
   - hpc.vcluster.access
   - hpc.vcluster.release_store
 attributes:
-  check_mode:
-    support: full
-    description: Reads only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Reads only; nothing to show.
   platform:
     support: full
     platforms: controller

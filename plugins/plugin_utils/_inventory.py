@@ -17,7 +17,9 @@ from SMD or the cache and writes it into Ansible's inventory.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import gc
 import hashlib
 import json
 import os
@@ -26,13 +28,18 @@ import string
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible.errors import AnsibleParserError
+from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.hpc.vcluster.plugins.module_utils._api import ApiError, requests
 from ansible_collections.hpc.vcluster.plugins.module_utils._clients import SiteClients
 from ansible_collections.hpc.vcluster.plugins.module_utils._site import SITE_KINDS, SITE_OPTION_ENV, SiteError
 from ansible_collections.hpc.vcluster.plugins.module_utils._smd import COMPONENT_FILTERS
+
+try:
+    from ansible.utils.vars import validate_variable_name
+except ImportError:  # pragma: no cover - ansible-core < 2.19
+    validate_variable_name = None
 
 try:
     from ansible.template import trust_as_template
@@ -76,6 +83,8 @@ GROUP_FIELDS = {
     "state": ("state",),
     "site": (),
 }
+# Group pattern field -> SMD component field (``partition`` comes from the memberships).
+FIELD_OF = {"role": "Role", "subrole": "SubRole", "arch": "Arch", "class": "Class", "state": "State"}
 RESERVED_GROUPS = frozenset(("all", "ungrouped"))
 VALID_GROUP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 INVALID_GROUP_CHARS_RE = re.compile(r"[^A-Za-z0-9_]")
@@ -92,6 +101,12 @@ COMPONENT_HOSTVARS = (
     ("NetType", "net_type"),
 )
 MAX_EXAMPLES = 10
+# Text that cannot hold a template: no braces, percent or hash signs, no spaces (so no Jinja delimiter and no
+# "#jinja2:" override header). SMD values of this shape (xnames, MACs, addresses, roles, labels, host names) are
+# marked trusted; anything else from the API stays untrusted, as 2.19 leaves all plugin data by default. Both
+# template to themselves; the difference is that ``ansible-inventory --list`` prints the trusted ones as plain
+# strings instead of ``{"__ansible_unsafe": ...}`` objects, which halves its output at 10,000 hosts.
+PLAIN_TEXT_RE = re.compile(r"^[A-Za-z0-9_.:@/+=,-]*\Z")
 REQUEST_ERRORS = (requests.exceptions.RequestException,) if requests is not None else ()
 # Whatever reaches an error message is scrubbed of these, besides the known secret values (defence in depth:
 # requests, for one, quotes a whole Authorization header when it refuses it).
@@ -100,6 +115,16 @@ SECRET_PATTERNS = (
     (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), "<redacted token>"),
     (re.compile(r"(\w+://)[^/\s@]+@"), r"\1<redacted>@"),         # user:password@ in a URL
 )
+
+
+def _valid_var_name(name):
+    if validate_variable_name is None:  # pragma: no cover - ansible-core < 2.19
+        return bool(re.match(r"^[A-Za-z_][A-Za-z0-9_]*\Z", name))
+    try:
+        validate_variable_name(name)
+    except AnsibleError:
+        return False
+    return True
 
 
 class InventoryOptionError(ValueError):
@@ -366,6 +391,22 @@ def _index_interfaces(interfaces, mgmt_network):
     return out
 
 
+class _PlainText(object):
+    """Marks text that cannot hold a template as trusted (PLAIN_TEXT_RE), once per distinct value."""
+
+    def __init__(self):
+        self._seen = {}
+
+    def __call__(self, value):
+        # exactly str: a tagged str (a subclass) is left as it is
+        if type(value) is not str:  # pylint: disable=unidiomatic-typecheck
+            return value
+        out = self._seen.get(value)
+        if out is None:
+            out = self._seen[value] = trust_as_template(value) if PLAIN_TEXT_RE.match(value) else value
+        return out
+
+
 def _interfaces_var(ifaces):
     result = []
     for iface in ifaces:
@@ -527,27 +568,37 @@ def build_model(sites_data, settings):
     patterns = settings.group_names
     namer = GroupNamer()
     site_group_keys = {}
+    # A group's key depends only on the site and the few fields its pattern uses, which most hosts share:
+    # worked out once per distinct combination, not once per host.
+    key_of = {}
 
     host_group_keys = []
     for node in nodes:
         comp = node.component
         spec = node.site
-        gprefix = spec.group_prefix
-        values = {"site": spec.name, "role": comp.get("Role"), "subrole": comp.get("SubRole"), "arch": comp.get("Arch"),
-                  "class": comp.get("Class"), "state": comp.get("State"), "partition": node.partition}
         keys = []
         for kind in settings.group_by:
             if kind == "label":
                 for label in node.labels:
-                    keys.append(namer.want("label", gprefix + patterns["label"].format(**dict(values, label=label)), label))
+                    cached = key_of.get((spec.name, "label", label))
+                    if cached is None:
+                        name = spec.group_prefix + patterns["label"].format(site=spec.name, label=label)
+                        cached = key_of[(spec.name, "label", label)] = namer.want("label", name, label)
+                    keys.append(cached)
                 continue
-            if any(not values.get(f) for f in GROUP_FIELDS[kind]):
+            fields = GROUP_FIELDS[kind]
+            found = tuple(node.partition if f == "partition" else comp.get(FIELD_OF[f]) for f in fields)
+            if not all(found):
                 continue
-            source = "/".join(str(values[f]) for f in GROUP_FIELDS[kind]) if GROUP_FIELDS[kind] else spec.name
-            key = namer.want(kind, gprefix + patterns[kind].format(**values), source)
-            keys.append(key)
-            if kind == "site":
-                site_group_keys[spec.name] = (key, spec)
+            cached = key_of.get((spec.name, kind, found))
+            if cached is None:
+                values = dict(zip(fields, found), site=spec.name)
+                source = "/".join(str(v) for v in found) if fields else spec.name
+                cached = key_of[(spec.name, kind, found)] = namer.want(
+                    kind, spec.group_prefix + patterns[kind].format(**values), source)
+                if kind == "site":
+                    site_group_keys[spec.name] = (cached, spec)
+            keys.append(cached)
         host_group_keys.append(keys)
 
     names = namer.assign()
@@ -558,20 +609,22 @@ def build_model(sites_data, settings):
         # (never user:password@ of a URL: the variable is printed by ansible-inventory --list)
         model.groups[names[key]] = {"vcluster_site_kind": spec.kind, "vcluster_api_url": redact(spec.api_url or "")}
 
+    component_vars = [(field, prefix + var) for field, var in COMPONENT_HOSTVARS]
+    mac_var, ip_var, hostname_var, ifaces_var = prefix + "mac", prefix + "ip", prefix + "hostname", prefix + "interfaces"
+    plain = _PlainText()
     for node, keys in zip(nodes, host_group_keys):
         comp = node.component
-        hostvars = {}
-        if node.ip:
-            hostvars["ansible_host"] = node.ip
-        for field, var in COMPONENT_HOSTVARS:
-            hostvars[prefix + var] = comp.get(field)
-        hostvars[prefix + "mac"] = node.mac
-        hostvars[prefix + "ip"] = node.ip
-        hostvars[prefix + "hostname"] = node.hostname
+        ip = plain(node.ip)
+        hostvars = {"ansible_host": ip} if ip else {}
+        for field, var in component_vars:
+            hostvars[var] = plain(comp.get(field))
+        hostvars[mac_var] = plain(node.mac)
+        hostvars[ip_var] = ip
+        hostvars[hostname_var] = plain(node.hostname)
         if settings.interfaces:
-            hostvars[prefix + "interfaces"] = _interfaces_var(node.ifaces)
-        hostvars["vcluster_labels"] = list(node.labels)
-        hostvars["vcluster_partition"] = node.partition
+            hostvars[ifaces_var] = _interfaces_var(node.ifaces)
+        hostvars["vcluster_labels"] = [plain(label) for label in node.labels]
+        hostvars["vcluster_partition"] = plain(node.partition)
         hostvars["vcluster_site"] = node.site.name
         groups = []
         for key in keys:
@@ -619,6 +672,22 @@ def fetch_site(spec, retries=3, clients_factory=SiteClients.from_options):
                 what, type(value).__name__))
     count = clients.transport.request_count + (getattr(clients.token_source, "fetch_count", 0) or 0)
     return SiteData(spec, components, memberships, interfaces, requests=count, seconds=time.monotonic() - started)
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """No cyclic garbage collection while the replies are decoded and the hosts built.
+
+    Those make hundreds of thousands of objects and no cycles; each collection the allocations trigger walks
+    all of them again, which took about a third of the plugin's own time at 10,000 hosts.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def redact(text, secrets=()):
@@ -690,6 +759,18 @@ class SmdInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
         return value
 
     def _settings(self):
+        settings = self._read_settings()
+        # The hosts' variables are written straight into the inventory (see _populate), so their names are
+        # checked here, once, as Host.set_variable would check each of them.
+        suffixes = [var for _field, var in COMPONENT_HOSTVARS] + ["mac", "ip", "hostname", "interfaces"]
+        bad = [settings.hostvars_prefix + suffix for suffix in suffixes
+               if not _valid_var_name(settings.hostvars_prefix + suffix)]
+        if bad:
+            raise InventoryOptionError("hostvars_prefix %r makes invalid variable names (%s); use letters, digits and _, "
+                                       "not starting with a digit" % (settings.hostvars_prefix, ", ".join(bad[:3])))
+        return settings
+
+    def _read_settings(self):
         return Settings(
             hostnames=self.get_option("hostnames") or list(HOSTNAME_SOURCES),
             nid_format=self.get_option("nid_format"),
@@ -848,9 +929,10 @@ class SmdInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
         if error:
             self._fail(error)
         started = time.monotonic()
-        sites_data = self._load_sites(specs, path, cache, retries)
-        model = build_model(sites_data, settings)
-        self._populate(model, constructed)
+        with _gc_paused():
+            sites_data = self._load_sites(specs, path, cache, retries)
+            model = build_model(sites_data, settings)
+            self._populate(model, constructed)
         self.last_stats = []
         for data in sites_data:
             hosts = sum(1 for h in model.hosts if h[1]["vcluster_site"] == data.spec.name)
@@ -868,6 +950,14 @@ class SmdInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
             self.display.warning("%s: %s" % (self.NAME, line))
 
     def _populate(self, model, constructed):
+        """Hosts, groups and variables into Ansible's inventory.
+
+        Groups and their variables go through the public API. A host's variables are put in its ``vars`` in one
+        update, and it joins its groups through ``Group.add_host``: the wrapper ansible-core 2.19 puts around the
+        inventory walks and copies every value given to ``set_variable``, which was two thirds of the plugin's
+        time at 10,000 hosts. Nothing is lost by it: the values are JSON from the API (str, int, bool, None,
+        lists), left untrusted, and the names were checked when the options were read.
+        """
         inventory = self.inventory
         for group, group_vars in model.groups.items():
             inventory.add_group(group)
@@ -876,14 +966,23 @@ class SmdInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
         compose, groups, keyed = constructed["compose"], constructed["groups"], constructed["keyed_groups"]
         use_constructed = bool(compose or groups or keyed)
         strict = self.get_option("strict")
-        set_variable, add_host, add_child = inventory.set_variable, inventory.add_host, inventory.add_child
+        add_host, hosts, group_objs = inventory.add_host, inventory.hosts, inventory.groups
+        last = None
         for name, hostvars, host_groups in model.hosts:
             add_host(name)
-            for key, value in hostvars.items():
-                set_variable(name, key, value)
+            host = hosts[name]
+            if isinstance(host.vars, dict):
+                host.vars.update(hostvars)
+            else:  # pragma: no cover - not so in ansible-core 2.19
+                for key, value in hostvars.items():
+                    inventory.set_variable(name, key, value)
             for group in host_groups:
-                add_child(group, name)
+                group_objs[group].add_host(host)
+                last = (group, name)
             if use_constructed:
                 self._set_composite_vars(compose, hostvars, name, strict=strict)
                 self._add_host_to_composed_groups(groups, hostvars, name, strict=strict)
                 self._add_host_to_keyed_groups(keyed, hostvars, name, strict=strict)
+        if last:
+            # once through the public call, which also drops the inventory's cached group -> hosts map
+            inventory.add_child(*last)

@@ -1,23 +1,39 @@
-"""Session fixtures of the integration tests: one real lab for the whole session (see vc_lab.py)."""
+"""Session fixtures of the integration tests: one real lab for the whole session (see vc_lab.py),
+and the container stack vCluster deployed on it once (``stack``)."""
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from vc_lab import NODES, Lab, free_port, podman
+from vc_lab import NODES, ROOT, Lab, failed_messages, free_port, podman, run_site_playbook
 from vcluster_lab.nmn_claim import SECOND_SITE, claim_nmn
 
 
-def _lab_left_nothing(instance: Lab, down) -> None:
+def _build_containers() -> set[str]:
+    """The image module's build containers on this machine (``vcbuild-*``, labelled io.vcluster.build)."""
+    out = podman("ps", "-a", "--format", "{{.ID}} {{.Names}}", "--filter", "label=io.vcluster.build", check=False)
+    return {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
+
+
+def _lab_left_nothing(instance: Lab, down, builds_before: set[str]) -> None:
+    """The lab's containers are gone, and so are the build containers this session's runs made.
+
+    Other checkouts on the machine may be building images at the same time (their containers
+    carry the same label): build containers that existed before the session are not this
+    session's; new ones get two minutes to finish before they count as left behind."""
     left = podman("ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{instance.prefix}-", check=False)
-    builds = podman("ps", "-a", "-q", "--filter", "label=io.vcluster.build", check=False)
     assert down.returncode == 0, down.stderr
     assert not left.stdout.strip(), f"the lab left containers behind: {left.stdout}"
-    assert not builds.stdout.strip(), f"image builds left containers behind: {builds.stdout}"
+    deadline = time.monotonic() + 120
+    while (builds := _build_containers() - builds_before) and time.monotonic() < deadline:
+        time.sleep(5)
+    assert not builds, f"image builds left containers behind: {sorted(builds)}"
 
 
 @pytest.fixture(scope="session")
@@ -33,13 +49,64 @@ def lab(tmp_path_factory):
         return
     home = tmp_path_factory.mktemp("lab") / "home"
     instance = Lab(home, "vcmt" + secrets.token_hex(3), free_port())
+    builds_before = _build_containers()
     with claim_nmn():
         try:
             instance.run("up", "--nodes", str(NODES), "--service-nodes", "1", "--port", str(instance.port))
             yield instance
         finally:
             down = instance.run("down", check=False)
-    _lab_left_nothing(instance, down)
+    _lab_left_nothing(instance, down, builds_before)
+
+
+#: The stack vCluster's nodes: added to the session's lab for it, so the tests that use the
+#: lab's first nodes (x1000c0s0-3, x3000c0s0) never meet it.
+STACK_NODES = {"service": ["x3000c0s1b0n0"], "compute": ["x1000c0s4b0n0", "x1000c0s5b0n0"]}
+STACK_MANIFEST = ROOT / "examples" / "vclusters" / "stack.yml"
+
+
+class Stack:
+    """The deployed stack: its manifest file, the first deploy's stats, and its nodes' addresses."""
+
+    def __init__(self, lab: Lab, manifest: Path, stats: dict, workdir: Path):
+        self.lab, self.manifest, self.stats, self.workdir = lab, manifest, stats, workdir
+        reply = lab.session().get(lab.url + "/lab/v1/nodes", timeout=30)
+        reply.raise_for_status()
+        ips = {n["xname"]: n["ip"] for n in reply.json()["nodes"]}
+        self.ips = {group: [ips[x] for x in xnames] for group, xnames in STACK_NODES.items()}
+
+    def deploy(self) -> dict:
+        """hpc.vcluster.deploy of the stack again (run_site_playbook's result)."""
+        return run_site_playbook(self.lab, "openchami", "deploy", self.workdir,
+                                 extra_vars={"vcluster_manifest": str(self.manifest)})
+
+    def ssh(self, group: str, command: str, index: int = 0, timeout: float = 300):
+        return self.lab.ssh(self.ips[group][index], command, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def stack(lab, tmp_path_factory):
+    """The container stack (examples/vclusters/stack.yml) deployed once by hpc.vcluster.deploy, on nodes of its own.
+
+    Other capabilities add their vServices to the manifest and their tests use this fixture; it
+    is destroyed at the end of the session.
+    """
+    workdir = tmp_path_factory.mktemp("stack")
+    reply = lab.session().post(lab.url + "/lab/v1/nodes", timeout=900, json={
+        "compute": max(NODES, 4) + 2, "service": 2, "power_on": True, "wait": True})
+    reply.raise_for_status()
+    manifest = yaml.safe_load(STACK_MANIFEST.read_text())
+    manifest["nodes"] = {group: {"nodes": xnames} for group, xnames in STACK_NODES.items()}
+    manifest["image"]["recipe"] = str((STACK_MANIFEST.parent / manifest["image"]["recipe"]).resolve())
+    path = workdir / "stack.yml"
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    deployed = run_site_playbook(lab, "openchami", "deploy", workdir, extra_vars={"vcluster_manifest": str(path)})
+    assert deployed["rc"] == 0, f"deploying the stack failed: {failed_messages(deployed)}"
+    try:
+        yield Stack(lab, path, deployed["stats"], workdir)
+    finally:
+        destroyed = run_site_playbook(lab, "openchami", "destroy", workdir, extra_vars={"vcluster_manifest": str(path)})
+        assert destroyed["rc"] == 0, f"destroying the stack failed: {failed_messages(destroyed)}"
 
 
 @pytest.fixture(scope="session")
@@ -49,11 +116,14 @@ def second_site(lab, tmp_path_factory):
     lock ``lab`` holds (the claim nests), and it goes down before ``lab`` does."""
     home = tmp_path_factory.mktemp("site-b") / "home"
     instance = Lab(home, "vcmt" + secrets.token_hex(3), free_port())
+    builds_before = _build_containers()
     with claim_nmn(network=SECOND_SITE):
         try:
             instance.run("up", "--nodes", "1", "--service-nodes", "0", "--port", str(instance.port),
-                         "--mgmt-network", str(SECOND_SITE), "--site-name", "site-b")
+                         "--mgmt-network", str(SECOND_SITE), "--site-name", "site-b",
+                         # site services have fixed addresses in the first site's range
+                         "--site-services", "none")
             yield instance
         finally:
             down = instance.run("down", check=False)
-    _lab_left_nothing(instance, down)
+    _lab_left_nothing(instance, down, builds_before)

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import ansible_runner
 import yaml
 
-from vc_lab import CONTAINERS_CONF, PLAYBOOK, ROOT, restore_nodes
+from vc_lab import CONTAINERS_CONF, PLAYBOOK, ROOT, failures, lab_nodes, labels, restore_nodes, run_playbook
 
 MANIFEST = {
     "apiVersion": "hpc.vcluster/v1",
@@ -33,53 +32,6 @@ MANIFEST = {
     "vservices": [{"name": "slurm", "version": "1.0",
                    "config": {"partitions": [{"name": "batch", "default": True, "max_time": "01:00:00"}]}}],
 }
-
-
-def run_playbook(lab, face: str, name: str, manifest: Path, tmp_path: Path) -> tuple[int, dict, str]:
-    """ansible-playbook hpc.vcluster.<name> with the lab's inventory source of ``face``; (rc, stats, output)."""
-    inventory = tmp_path / f"lab.{face}.yml"
-    inventory.write_text(lab.run("inventory", "--face", face).stdout)
-    env = dict(os.environ)
-    env.update(lab.env(face))
-    env.update({"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
-                "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "CONTAINERS_CONF": CONTAINERS_CONF,
-                "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts")})
-    proc = subprocess.run([PLAYBOOK, "-i", str(inventory), f"hpc.vcluster.{name}", "-e", f"vcluster_manifest={manifest}"],
-                          capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=1500, check=False)
-    try:
-        start = proc.stdout.index("{")
-        out = json.JSONDecoder().raw_decode(proc.stdout[start:])[0]
-    except ValueError:
-        out = {}
-    return proc.returncode, out.get("stats", {}), proc.stdout + proc.stderr
-
-
-def failures(output: str) -> list[str]:
-    """The msg of every failed task in a JSON-callback output."""
-    try:
-        doc = json.JSONDecoder().raw_decode(output[output.index("{"):])[0]
-    except ValueError:
-        return [output[-2000:]]
-    msgs = []
-    for play in doc.get("plays", []):
-        for task in play.get("tasks", []):
-            for result in task.get("hosts", {}).values():
-                if result.get("failed"):
-                    msgs.append(str(result.get("msg")))
-    return msgs
-
-
-def labels(lab, face: str) -> list[str]:
-    prefix = "/hsm/v2" if face == "openchami" else "/apis/smd/hsm/v2"
-    reply = lab.session(face).get(lab.url + prefix + "/groups/labels", timeout=30)
-    reply.raise_for_status()
-    return reply.json()
-
-
-def lab_nodes(lab) -> dict:
-    reply = lab.session().get(lab.url + "/lab/v1/nodes", timeout=30)
-    reply.raise_for_status()
-    return {n["xname"]: n for n in reply.json()["nodes"]}
 
 
 BAD = [
@@ -106,7 +58,7 @@ def test_bad_manifests_fail_before_any_change(lab, tmp_path):
         msgs = "\n".join(failures(output))
         assert expected in msgs, f"{what}: {msgs}"
         assert "Traceback" not in output, what
-        assert stats.get("localhost", {}).get("changed", 0) == 0, what
+        assert sum(s.get("changed", 0) for s in stats.values()) == 0, what
     assert labels(lab, "openchami") == before
 
 
@@ -164,7 +116,8 @@ def deploy_on_both_faces(lab, tmp_path):
     runner = ansible_runner.run(private_data_dir=str(private), playbook="hpc.vcluster.destroy",
                                 extravars={"vcluster_manifest": str(path)}, envvars=envvars, quiet=True)
     assert runner.status == "successful", runner.stdout.read()[-3000:]
-    assert runner.stats["changed"].get("localhost", 0) > 0
+    # the controller steps run once, on the play's first host (localhost or a node of the site)
+    assert sum(runner.stats["changed"].values()) > 0, runner.stats
     assert "itest" not in labels(lab, "csm")
     secret = lab.env("csm")["VCLUSTER_CLIENT_SECRET"]
     assert secret not in (private / "artifacts").joinpath(runner.config.ident, "stdout").read_text()

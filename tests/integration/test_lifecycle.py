@@ -3,14 +3,15 @@
 Proves, with real playbooks, nodes, Slurm and the site's S3 store (the lab's, through the OpenCHAMI face):
 - an unchanged re-run changes nothing and does not apply the vServices again, and yet a file and a daemon
   changed by hand on a node are put back (drift);
-- a config-only Slurm change is applied by reconfigure: slurmctld's and slurmd's pids stay the same;
+- a config-only Slurm change is applied by reconfigure: slurmctld's and slurmd's pids stay the same, and the
+  history holds the deploy and the update;
 - an image update of every compute node, batch by batch, while a stream of short jobs and a long job run:
   every job submitted before and during it completes (counted by slurmctld's job completion log), every
   compute node runs the new image (read on the node), and the history holds both releases;
 - an update to an image on which slurmd cannot start stops at its first batch, the other nodes keep the old
   release and run jobs, rollback brings the failed batch back, and the history shows the three releases;
 - deploy with --limit on one compute node acts on that node only.
-Each node group boots its own image here (the service node keeps its image while the computes change).
+Each node group boots its own image here (the service node keeps life:1 while the computes change).
 """
 from __future__ import annotations
 

@@ -123,6 +123,47 @@ class Lab:
             time.sleep(1)
 
 
+def run_playbook(lab: Lab, face: str, name: str, manifest: Path, tmp_path: Path, *args: str, env: dict | None = None,
+                 callback: str = "ansible.posix.json") -> tuple[int, dict, str]:
+    """hpc.vcluster.<name> on the manifest file ``manifest`` (run_site_playbook); (rc, stats, output).
+
+    ``args`` are more command-line arguments (``--check``, ``-vvvv``...); ``callback`` the
+    stdout callback (stats are only read from the JSON one).
+    """
+    run = run_site_playbook(lab, face, name, tmp_path, extra_vars={"vcluster_manifest": str(manifest)}, args=args,
+                            env=env, callback=callback)
+    return run["rc"], run["stats"], run["output"]
+
+
+def failures(output: str) -> list[str]:
+    """The msg of every failed task in a JSON-callback output."""
+    try:
+        doc = json.JSONDecoder().raw_decode(output[output.index("{"):])[0]
+    except ValueError:
+        return [output[-2000:]]
+    msgs = []
+    for play in doc.get("plays", []):
+        for task in play.get("tasks", []):
+            for result in task.get("hosts", {}).values():
+                if result.get("failed"):
+                    msgs.append(str(result.get("msg")))
+    return msgs
+
+
+def labels(lab: Lab, face: str) -> list[str]:
+    prefix = "/hsm/v2" if face == "openchami" else "/apis/smd/hsm/v2"
+    reply = lab.session(face).get(lab.url + prefix + "/groups/labels", timeout=30)
+    reply.raise_for_status()
+    return reply.json()
+
+
+def lab_nodes(lab: Lab) -> dict:
+    """The lab's nodes by xname: power, boot image, VLANs, IP (``/lab/v1/nodes``: podman's view)."""
+    reply = lab.session().get(lab.url + "/lab/v1/nodes", timeout=30)
+    reply.raise_for_status()
+    return {n["xname"]: n for n in reply.json()["nodes"]}
+
+
 def restore_nodes(lab: Lab, compute: int = NODES, service: int = 1) -> None:
     """Leave the lab as `up` made it: destroy powered the nodes off and removed their boot parameters."""
     reply = lab.session().post(lab.url + "/lab/v1/nodes", timeout=900, json={
@@ -132,6 +173,54 @@ def restore_nodes(lab: Lab, compute: int = NODES, service: int = 1) -> None:
     reply.raise_for_status()
     for node in reply.json()["nodes"]:
         lab.wait_ssh(node["ip"])
+
+
+def site_state(lab: Lab) -> dict:
+    """Everything a deploy could change on the site, for before/after comparisons.
+
+    SMD groups and memberships, BSS boot parameters, PCS power, the fabric manager's VLANs,
+    port policies and edge ports, UFM's PKeys, and per node what podman runs (power, boot
+    image, VLAN networks, the container's start time: a restart shows).
+    """
+    session = lab.session()
+
+    def get(path, **params):
+        reply = session.get(lab.url + path, params=params, timeout=60)
+        reply.raise_for_status()
+        return reply.json()
+
+    def fabric(path):
+        """A fabric manager collection without its documents' update times (the lab stamps ports at every read)."""
+        def strip(value):
+            if isinstance(value, dict):
+                return {k: strip(v) for k, v in value.items() if k != "documentUpdateTimeMicros"}
+            if isinstance(value, list):
+                return [strip(v) for v in value]
+            return value
+        return strip(get(path, expand="true"))
+
+    power = get("/power-control/v1/power-status")["status"]
+    ufm = lab.credentials()["ufm"]
+    pkeys = requests.get(lab.url + "/ufmRest/resources/pkeys", params={"guids_data": "true"}, timeout=60,
+                         auth=(ufm["username"], ufm["password"]), verify=lab.env()["VCLUSTER_CA_PATH"])
+    pkeys.raise_for_status()
+    nodes = lab_nodes(lab)
+    started = {}
+    for xname in nodes:
+        proc = podman("inspect", "--format", "{{.State.StartedAt}}", lab.container(xname), check=False)
+        started[xname] = proc.stdout.strip() if proc.returncode == 0 else None
+    return {
+        "groups": get("/hsm/v2/groups"),
+        "memberships": get("/hsm/v2/memberships"),
+        "bss": get("/boot/v1/bootparameters"),
+        "power": sorted((p["xname"], p["powerState"]) for p in power),
+        "vlans": fabric("/apis/fabric-manager/fabric/vlans"),
+        "port_policies": fabric("/apis/fabric-manager/fabric/port-policies"),
+        "ports": fabric("/apis/fabric-manager/fabric/ports"),
+        "pkeys": pkeys.json(),
+        "nodes": {x: {k: n[k] for k in ("power", "boot_image", "vlans", "state", "flag")} for x, n in nodes.items()},
+        "containers_started": started,
+    }
 
 
 def playbook(lab: Lab, face: str, text: str, *, check: bool = False, diff: bool = False, extra_vars: dict | None = None,
@@ -205,21 +294,25 @@ def site_play(tasks_yaml: str, name: str = "layer-1 modules against the lab") ->
 
 
 def run_site_playbook(lab, face: str, name: str, tmp_path: Path, extra_vars: dict | None = None, limit: str | None = None,
-                      check: bool = False, diff: bool = False) -> dict:
+                      check: bool = False, diff: bool = False, args: tuple = (), env: dict | None = None,
+                      callback: str = "ansible.posix.json") -> dict:
     """ansible-playbook hpc.vcluster.<name> with the lab's inventory source of ``face``, as an operator runs it.
 
+    ``args``: more command-line arguments (``-vvvv``, ``--vault-password-file``...); ``env``: more
+    environment; ``callback``: the stdout callback (stats and tasks are read from a JSON one only).
     Returns ``{"rc", "stats", "tasks" (name -> {host: result}), "output", "seconds"}``.
     """
     inventory = tmp_path / f"lab.{face}.yml"
     if not inventory.exists():
         inventory.write_text(lab.run("inventory", "--face", face).stdout)
-    env = dict(os.environ)
-    env.update(lab.env(face))
-    env.update({"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
-                "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "CONTAINERS_CONF": CONTAINERS_CONF,
-                "VCLUSTER_CONTAINERS_CONF": CONTAINERS_CONF, "ANSIBLE_HOST_KEY_CHECKING": "false",
-                "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts")})
-    argv = [PLAYBOOK, "-i", str(inventory), f"hpc.vcluster.{name}"]
+    full_env = dict(os.environ)
+    full_env.update(lab.env(face))
+    full_env.update({"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
+                     "ANSIBLE_STDOUT_CALLBACK": callback, "CONTAINERS_CONF": CONTAINERS_CONF,
+                     "VCLUSTER_CONTAINERS_CONF": CONTAINERS_CONF, "ANSIBLE_HOST_KEY_CHECKING": "false",
+                     "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts")})
+    full_env.update(env or {})
+    argv = [PLAYBOOK, "-i", str(inventory), f"hpc.vcluster.{name}", *args]
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
     if limit:
@@ -229,13 +322,16 @@ def run_site_playbook(lab, face: str, name: str, tmp_path: Path, extra_vars: dic
     if diff:
         argv.append("--diff")
     started = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=3000, check=False)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=full_env, cwd=str(tmp_path), timeout=3000,
+                          check=False)
     seconds = time.monotonic() - started
-    try:
-        start = proc.stdout.index("{")
-        out = json.JSONDecoder().raw_decode(proc.stdout[start:])[0]
-    except ValueError:
-        out = {}
+    out = {}
+    if callback.endswith("json"):
+        try:
+            start = proc.stdout.index("{")
+            out = json.JSONDecoder().raw_decode(proc.stdout[start:])[0]
+        except ValueError:
+            out = {}
     tasks: dict = {}
     for play in out.get("plays", []):
         for task in play.get("tasks", []):

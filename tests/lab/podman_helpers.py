@@ -49,8 +49,11 @@ def leftovers(prefix: str) -> dict[str, list[str]]:
     networks = [r["name"] for r in rows("network", "ls")]
     image_rows = [r for r in rows("images")
                   if (r.get("Labels") or {}).get("io.vcluster.lab.prefix") == prefix]
+    # The shared base image (module docstring) carries the prefix of whichever lab imported it
+    # last: labs of another checkout (another base key) re-import it under a test's feet, and
+    # `down` keeps it while others' containers or the cached site images stand on it.
     return {"containers": sorted(set(containers)), "networks": networks,
-            "images": [n for r in image_rows for n in (r.get("Names") or [r["Id"]])]}
+            "images": [n for r in image_rows for n in (r.get("Names") or [r["Id"]]) if n != images.BASE_REF]}
 
 
 def teardown(prefix: str) -> None:

@@ -2,13 +2,16 @@
 
 ``vcluster-lab up --nodes 3`` in a private home, port and prefix; one node is powered off
 and on again through PCS (HTTPS with a token, as any client does), logged into with the
-lab key, and ``vcluster-lab down`` leaves nothing with the lab's labels behind.
+lab key; the site services ``up`` starts are listed, exported and reachable from a node; and
+``vcluster-lab down`` leaves nothing with the lab's labels behind.
 The nodes use the NMN range 10.252.0.0/16 (the contract), which one lab at a time can
 hold: the test claims it with ``vcluster_lab.nmn_claim``, as the integration tests do.
 """
 from __future__ import annotations
 
 import subprocess
+
+import requests
 
 from cli_helpers import Lab, free_port, wait_transition
 from podman_helpers import inspect, leftovers, new_prefix, shared_base, teardown
@@ -78,6 +81,13 @@ def up_power_cycle_ssh_and_down(tmp_path):
 
         status = lab.run("status").stdout
         assert f"{NODE}" in status and "server: https://127.0.0.1" in status
+        # the site services up started: listed with their URLs, exported by env, reachable
+        assert "site services: 1" in status and "repo     10.252.0.2" in status, status
+        env = lab.env_json()
+        assert env["VCLUSTER_LAB_REPO_URL"] == "http://10.252.0.2/"
+        assert requests.get(env["VCLUSTER_LAB_REPO_SOURCES_URL"], timeout=30).status_code == 200
+        assert ssh(key, NODE_IP, "python3 -c \"import urllib.request as u; "
+                   "print(u.urlopen('http://10.252.0.2/sources/').status)\"").stdout.strip() == "200"
     finally:
         down = lab.run("down", check=False)
         left = leftovers(lab.prefix)
@@ -85,4 +95,5 @@ def up_power_cycle_ssh_and_down(tmp_path):
             teardown(lab.prefix)
     assert down.returncode == 0, down.stderr
     assert "server: stopped" in down.stdout
+    assert f"{lab.prefix}-site-repo" in down.stdout
     assert not any(left.values()), f"vcluster-lab down left {left}"

@@ -19,7 +19,7 @@ from pathlib import Path
 from .. import images
 from .. import inventory_data as inv
 from ..containers import (LAB_LABEL, NODE_LABEL, PREFIX_LABEL, RUN_OPTIONS, XNAME_LABEL, PodmanError, image_id,
-                          is_lab_row, lab_filter, lab_labels, lab_prefix, podman, podman_json)
+                          is_lab_row, lab_filter, lab_labels, lab_prefix, podman, podman_json, wait_systemd)
 from ..ssh import ensure_key, sshd_answers
 from .base import BuiltImage, DriverError, NodeSpec
 
@@ -30,6 +30,26 @@ MAC_LABEL = "io.vcluster.lab.mac"
 VLAN_LABEL = "io.vcluster.lab.vlan"
 #: Gives lab nodes the state they would have on real hardware: no "created" limbo.
 _ON = {"running", "paused", "stopping"}
+#: The devices a lab node has, as its real counterpart would, by the kind of node (the NID
+#: tells: service nodes are 100001 and up). Only devices, never a capability or --privileged.
+#: Every node has FUSE (squashfuse, fuse-overlayfs: enroot, rootless podman); a compute node
+#: has a Slingshot NIC, played by a harmless null device named as the cxi driver names its
+#: nodes, for the CDI vService to find and give to containers.
+NODE_DEVICES = {
+    "all": ("/dev/fuse",),
+    "compute": ("/dev/null:/dev/cxi0:rw",),
+    "service": (),
+}
+
+
+def node_devices(nid: int) -> list[str]:
+    """The ``--device`` arguments of a node (see :data:`NODE_DEVICES`)."""
+    kind = "service" if int(nid) >= 100001 else "compute"
+    out = []
+    for device in NODE_DEVICES["all"] + NODE_DEVICES[kind]:
+        if os.path.exists(device.split(":", 1)[0]):  # a host without FUSE boots nodes without it
+            out += ["--device", device]
+    return out
 
 
 def vlan_subnet(vlan_id: int, mgmt: ipaddress.IPv4Network | None = None) -> ipaddress.IPv4Network:
@@ -203,7 +223,7 @@ class PodmanDriver:
                *lab_labels(self.prefix), "--label", f"{NODE_LABEL}={self.prefix}",
                "--label", f"{XNAME_LABEL}={node.xname}", "--label", f"{NID_LABEL}={node.nid}",
                "--label", f"{IP_LABEL}={node.ip}", "--label", f"{MAC_LABEL}={mac}",
-               "--systemd=always", *RUN_OPTIONS, *nets,
+               "--systemd=always", *RUN_OPTIONS, *node_devices(node.nid), *nets,
                "-v", f"{self.pubkey}:/root/.ssh/authorized_keys:ro",
                image, what=f"node {node.xname}: power on from {image}")
 
@@ -332,20 +352,7 @@ class PodmanDriver:
         """Wait until systemd has finished booting and sshd answers on every node."""
         deadline = time.monotonic() + timeout
         for xname in xnames:
-            name = self.container(xname)
-            while True:
-                # Right after start, systemd's bus is not there yet: ask again until it is.
-                left = max(1.0, deadline - time.monotonic())
-                proc = podman("exec", name, "timeout", str(int(left)), "systemctl",
-                              "is-system-running", "--wait", check=False, timeout=left + 10,
-                              what=f"node {xname}: boot")
-                state = proc.stdout.strip()
-                if state in ("running", "degraded"):
-                    break
-                if time.monotonic() > deadline:
-                    raise DriverError(f"node {xname}: systemd is {state or 'not answering'} "
-                                      f"after {timeout:.0f} s ({proc.stderr.strip()[-200:]})")
-                time.sleep(0.2)
+            wait_systemd(self.container(xname), deadline, f"node {xname}")
             info = self._inspect(xname) or {}
             ip = (info.get("Config", {}).get("Labels") or {}).get(IP_LABEL, "")
             while not sshd_answers(ip):
@@ -360,12 +367,24 @@ def make_driver(home: str | Path) -> PodmanDriver:
     return PodmanDriver(home, prefix=os.environ.get("VCLUSTER_LAB_PREFIX") or None)
 
 
+def _remove_containers(names: list[str]) -> None:
+    """``podman rm -f`` the lab's containers; a container caught between states by a killed run
+    ("container state improper") is stopped and removed once more before it counts as a failure."""
+    proc = podman("rm", "-f", "-t", "5", "--ignore", *names, check=False, what="lab teardown: containers")
+    if proc.returncode == 0:
+        return
+    time.sleep(3)
+    podman("stop", "-t", "5", "--ignore", *names, check=False, what="lab teardown: containers")
+    podman("rm", "-f", "-t", "5", "--ignore", *names, what="lab teardown: containers")
+
+
 def remove_lab(prefix: str, keep_images: bool = False) -> dict[str, list[str]]:
     """Remove what lab ``prefix`` made, found by its labels, and nothing else.
 
     Node containers carry ``io.vcluster.lab.node=<prefix>`` (a label images never have,
-    so a container someone ran from a lab image is not taken for a node); build
-    containers are ``<prefix>-build-*``; networks and images carry the prefix label.
+    so a container someone ran from a lab image is not taken for a node), site-service
+    containers ``io.vcluster.lab.site=<prefix>``; build containers are ``<prefix>-build-*``;
+    networks and images carry the prefix label.
     Images are removed tag by tag, newest first, never with ``--force`` (which would also
     remove other people's containers): an image still in use is reported as kept.
     """
@@ -374,17 +393,24 @@ def remove_lab(prefix: str, keep_images: bool = False) -> dict[str, list[str]]:
                        f"label={NODE_LABEL}={prefix}", what="lab teardown") or []
     rows += podman_json("ps", "-a", "--format", "json", "--filter",
                         f"name=^{prefix}-build-", what="lab teardown") or []
+    # site services (site_services.SITE_LABEL, on their containers only)
+    rows += podman_json("ps", "-a", "--format", "json", "--filter",
+                        f"label=io.vcluster.lab.site={prefix}", what="lab teardown") or []
     rows += podman_json("ps", "-a", "--format", "json", "--filter",
                         f"name=^{prefix}-preflight-", what="lab teardown") or []
     names = sorted({(r.get("Names") or [r["Id"]])[0] for r in rows})
     if names:
-        podman("rm", "-f", "-t", "5", "--ignore", *names, what="lab teardown: containers")
+        _remove_containers(names)
         removed["containers"] = names
     nets = [n["name"] for n in podman_json("network", "ls", "--format", "json",
                                            *lab_filter(prefix), what="lab teardown") or []
             if is_lab_row(n.get("labels"), prefix)]
     for net in sorted(nets, key=lambda n: n.endswith("-mgmt")):
         proc = podman("network", "rm", net, check=False, what="lab teardown")
+        if proc.returncode != 0 and ("in use" in proc.stderr or "being used" in proc.stderr):
+            # a container the listing missed (killed mid-create, no labels yet) still holds the
+            # lab's own network: -f removes the containers on it, and the network is the lab's
+            proc = podman("network", "rm", "-f", "-t", "5", net, check=False, what="lab teardown")
         (removed["networks"] if proc.returncode == 0 else removed["kept"]).append(
             net if proc.returncode == 0 else f"network {net}: {proc.stderr.strip()}")
     if keep_images:

@@ -11,6 +11,8 @@
 * ``DELETE /nodes`` and ``DELETE /nodes/{xname}``: remove records, ``driver.remove_node``.
 * ``POST /seed`` ``{"nodes":10000,"groups":40,"partitions":N}``, ``DELETE /seed``: records only.
 * ``POST /nodes/{xname}/kill`` and ``/revive``; ``GET/PUT/DELETE /faults``.
+* ``GET /requests[?reset=1]``: requests the services got since the start or the last reset,
+  ``{"total": n, "routes": {"GET /hsm/v2/groups/<label>": n, ...}}`` (``/lab/`` not counted).
 * ``GET /users``, ``PUT /users/{name}`` ``{"roles":[...],"password":..,"client_roles":[...]}``:
   Keycloak lab users for the password grant (the reply holds the password, once).
 """
@@ -74,6 +76,12 @@ def status():
                                     "pcs": "/apis/power-control/v1", "bos": "/apis/bos/v2", "ims": "/apis/ims/v3",
                                     "token": "/keycloak/realms/shasta/protocol/openid-connect/token"},
                             "fabric": "/apis/fabric-manager", "ufm": "/ufmRest"}})
+
+
+@bp.get("/requests")
+def requests_get():
+    counts = lab().requests.snapshot(reset=request.args.get("reset", "") in ("1", "true"))
+    return reply({"total": sum(counts.values()), "routes": dict(sorted(counts.items()))})
 
 
 # ---------------------------------------------------------------------------- nodes

@@ -31,6 +31,31 @@ from .power import PowerEngine
 
 log = logging.getLogger("vcluster_lab.server")
 DEFAULT_PORT = 28443
+# The longest request target (path and query) the lab accepts. The gateways in front of the
+# real services refuse long URLs at about this size (nginx's request-line buffer is 8 KiB;
+# HAProxy must fit the whole request head in 16 KiB, a JWT included), so a client that works
+# here does not send node lists in a URL that a site's gateway would refuse.
+MAX_TARGET = 8192
+
+
+class RequestCounter:
+    """How many requests the services got (not ``/lab/``), per method and route: what the
+    layer-1 benchmark reads to show that a step costs the same number of calls at any size."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def snapshot(self, reset: bool = False) -> dict[str, int]:
+        with self._lock:
+            out = dict(self._counts)
+            if reset:
+                self._counts = {}
+        return out
 
 
 class Lab:
@@ -53,6 +78,7 @@ class Lab:
         self.bos = SessionRunner(self)
         self.ims = ims.JobRunner(self)
         self.fabric_pool = ThreadPoolExecutor(2, thread_name_prefix="fabric")
+        self.requests = RequestCounter()
         self.admin_pool = ThreadPoolExecutor(2, thread_name_prefix="admin")
         self._init_cloud_init()
 
@@ -103,6 +129,23 @@ def load_driver(name: str, home: Path, store: Store) -> NodeDriver:
     raise ValueError(f"unknown node driver {name!r}: use records or podman")
 
 
+class _LimitTarget:
+    """414 for a request target longer than MAX_TARGET, as a site's gateway answers it."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        target = len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", ""))
+        if target > MAX_TARGET:
+            body = (f"414 Request-URI Too Long: the request target has {target} bytes, the gateway "
+                    f"takes {MAX_TARGET}\n").encode()
+            start_response("414 Request-URI Too Long", [("Content-Type", "text/plain; charset=utf-8"),
+                                                        ("Content-Length", str(len(body)))])
+            return [body]
+        return self.app(environ, start_response)
+
+
 class _StripSlashes:
     """chi's StripSlashes: ``/hsm/v2/groups/`` is ``/hsm/v2/groups`` (cloud-init's own SMD client adds the slash)."""
 
@@ -145,6 +188,8 @@ def create_app(home: Path, driver: NodeDriver | str = "records", *, faults: dict
     def _faults():
         if request.path.startswith("/lab/"):
             return None
+        rule = request.url_rule.rule if request.url_rule is not None else request.path
+        lab.requests.add(f"{request.method} {rule}")
         lab.faults.delay()
         status = lab.faults.injected_error()
         if status:
@@ -171,7 +216,7 @@ def create_app(home: Path, driver: NodeDriver | str = "records", *, faults: dict
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem(500, f"internal error in the lab: {type(exc).__name__}: {exc}")
 
-    app.wsgi_app = _StripSlashes(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = _LimitTarget(_StripSlashes(app.wsgi_app))  # type: ignore[method-assign]
     if resume:
         lab.resume()
     return app

@@ -48,3 +48,16 @@ def test_csm_prefix_and_delete_body():
     t = transport("csm")[0]
     BssClient(t, URL + "/apis/bss/boot/v1").delete(["x2", "x1"])
     assert json.loads(responses.calls[0].request.body) == {"hosts": ["x1", "x2"]}
+
+
+@responses.activate
+def test_a_host_list_too_long_for_a_url_goes_in_the_body_of_one_get():
+    hosts = ["x1000c0s%db0n0" % i for i in range(5000)]
+    responses.get(BP, json=[{"hosts": hosts[:2] + ["x9"], "kernel": "k", "initrd": "i", "params": "p"}])
+    t = transport()[0]
+    result = BssClient(t, URL + "/boot/v1").by_host(hosts)
+    assert len(responses.calls) == 1
+    request = responses.calls[0].request
+    assert "name=" not in request.url and len(request.url) < 100
+    assert json.loads(request.body) == {"hosts": sorted(hosts)}
+    assert sorted(result) == sorted(hosts[:2])   # x9 (not asked) is filtered out here too

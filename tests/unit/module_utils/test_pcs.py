@@ -1,4 +1,4 @@
-"""PCS client: power-status chunks and per-item errors, transition 200 reply, waiting, un-supported counts."""
+"""PCS client: power-status in one POST with per-item errors, transition 200 reply, waiting, un-supported counts."""
 import json
 
 import pytest
@@ -14,16 +14,17 @@ PCS = URL + "/power-control/v1"
 
 
 @responses.activate
-def test_power_status_in_chunks_with_missing_items_reported():
-    responses.get(PCS + "/power-status", json={"status": [{"xname": "x0", "powerState": "on", "error": ""}]})
-    responses.get(PCS + "/power-status", json={"status": []})
+def test_power_status_is_one_post_whatever_the_count_with_missing_items_reported():
+    responses.post(PCS + "/power-status", json={"status": [{"xname": "x0", "powerState": "on", "error": ""}]})
     t = transport()[0]
     pcs = PcsClient(t, PCS)
-    pcs.STATUS_CHUNK = 2
-    status = pcs.power_status(["x0", "x1", "x2"])
-    assert len(responses.calls) == 2
+    many = ["x%d" % i for i in range(10000)]
+    status = pcs.power_status(many + ["x0"])
+    assert len(responses.calls) == 1
+    assert json.loads(responses.calls[0].request.body) == {"xname": sorted(many)}
     assert status["x0"]["powerState"] == "on"
     assert status["x2"]["error"] == "not reported by PCS"
+    assert pcs.power_status([]) == {} and len(responses.calls) == 1
 
 
 @responses.activate

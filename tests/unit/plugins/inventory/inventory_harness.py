@@ -91,7 +91,7 @@ def make_parse(tmp_path, monkeypatch):
         if key.startswith("VCLUSTER_") or key.endswith("_ACCESS_TOKEN"):
             monkeypatch.delenv(key)
 
-    def _parse(config, plugin="hpc.vcluster.openchami", cache=True):
+    def _parse(config, plugin="hpc.vcluster.openchami", cache=True, inventory=None):
         text = config if isinstance(config, str) else yaml.safe_dump(config)
         short = plugin.rsplit(".", 1)[-1]
         path = tmp_path / ("test.%s.yml" % short)
@@ -99,7 +99,7 @@ def make_parse(tmp_path, monkeypatch):
         instance = load(plugin)
         display = Recorder()
         instance.display = display
-        inventory = InventoryData()
+        inventory = inventory if inventory is not None else InventoryData()
         wrapper = _InventoryDataWrapper(inventory, target_plugin=instance, origin=Origin(description="test"))
         assert instance.verify_file(str(path))
         instance.parse(wrapper, DataLoader(), str(path), cache=cache)

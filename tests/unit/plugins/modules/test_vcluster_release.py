@@ -88,4 +88,9 @@ def test_masking_and_digest():
     assert manifest["vservices"][0]["config"]["munge_key_b64"] == "c2VjcmV0"  # the original is untouched
     reordered = {"vservices": manifest["vservices"], "name": "demo"}
     assert digest(manifest) == digest(reordered) and digest(manifest).startswith("sha256:")
+    # a secret changed where it is kept changes the digest (the manifest holds only its reference)
+    secret = [("vservices[0].config.munge_key_b64", "a" * 44)]
+    assert digest(manifest, secret) == digest(reordered, list(secret)) != digest(manifest)
+    assert digest(manifest, [("vservices[0].config.munge_key_b64", "b" * 44)]) != digest(manifest, secret)
+    assert "a" * 44 not in digest(manifest, secret)
     assert digest(manifest) != digest(dict(manifest, name="other"))

@@ -109,9 +109,19 @@ class FakeSmd:
         query = parse_qs(url.query)
         body = json.loads(request.body) if request.body else None
         method = request.method
-        if method != "GET":
+        if method != "GET" and not path.endswith("/Query"):  # the query POSTs read
             self.writes.append((method, path, body))
         ok = (200, {"Content-Type": "application/json"})
+        if path == "/State/Components/Query" and method == "POST":
+            ids = set(body["ComponentIDs"])
+            comps = [c for c in self.components if c["ID"] in ids and c["Type"] in body.get("type", [c["Type"]])]
+            return ok + (json.dumps({"Components": comps}),)
+        if path == "/State/Components/ByNID/Query" and method == "POST":
+            nids = set()
+            for item in body["NIDRanges"]:
+                bounds = [int(n) for n in item.split("-")]
+                nids.update(range(bounds[0], bounds[-1] + 1))
+            return ok + (json.dumps({"Components": [c for c in self.components if c["NID"] in nids]}),)
         if path == "/State/Components" and method == "GET":
             comps = self.components
             if "id" in query:
@@ -210,6 +220,8 @@ class FakeBss:
             query = parse_qs(urlparse(request.url).query)
             if "name" in query:
                 names = set(n for v in query["name"] for n in v.split(","))
+            elif body and body.get("hosts"):  # BSS filters on a BootParams body too
+                names = set(body["hosts"])
             hosts = dict((h, t) for h, t in self.hosts.items() if names is None or h in names)
             if names is not None and not hosts:
                 return problem(404, "Not Found", "Cannot find boot parameters for requested Hosts")
@@ -249,14 +261,13 @@ class FakePcs:
         self.fail = set(fail)
         self.transitions = {}
         self.posted = []
-        rsps.add_callback("GET", re.compile(re.escape(self.base) + r"/power-status.*"), callback=self._status)
+        rsps.add_callback("POST", self.base + "/power-status", callback=self._status)
         rsps.add_callback("POST", self.base + "/transitions", callback=self._post)
         rsps.add_callback("GET", re.compile(re.escape(self.base) + r"/transitions/[^/]+$"), callback=self._get)
 
     def _status(self, request):
-        query = parse_qs(urlparse(request.url).query)
         out = []
-        for x in query.get("xname", []):
+        for x in json.loads(request.body).get("xname", []):
             if x in self.power:
                 out.append({"xname": x, "powerState": self.power[x], "managementState": "available", "error": "",
                             "supportedPowerTransitions": ["On", "Off"], "lastUpdated": ""})

@@ -1,0 +1,280 @@
+"""Site services: declarations, the repository's sources, and a real service container.
+
+The declarations are checked without podman (a bad name or address is refused with a
+message naming it). The sources are verified against their pins over real files and a
+real HTTP server (a mirror given as a URL). The repository service then runs for real,
+from its cached image, on a private network (10.246.0.0/16, not the NMN the lab's own
+addresses are in, so no claim is needed): nginx serves the verified archives, a second
+start keeps the running container, and ``remove_lab`` (what ``down`` and the orphan
+reclaim call) removes it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.server
+import ipaddress
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+from podman_helpers import leftovers, new_prefix, podman, shared_base, teardown
+
+from vcluster_lab import site_repo, site_services
+from vcluster_lab.nodes.podman import PodmanDriver, remove_lab
+from vcluster_lab.site_services import ServiceContext, SiteService, SiteServiceError
+
+TEST_SUBNET = "10.246.0.0/16"
+
+
+# ------------------------------------------------------------------ declarations
+def test_catalogue_has_the_repository_at_its_fixed_address():
+    known = site_services.catalogue()
+    assert known["repo"].address == "10.252.0.2"
+    assert known["repo"].url_values()["URL"] == "http://10.252.0.2/"
+    assert [s.name for s in site_services.select("none")] == []
+    assert [s.name for s in site_services.select("repo")] == ["repo"]
+    with pytest.raises(SiteServiceError, match="unknown site service.*nosuch.*the lab has repo"):
+        site_services.select("repo,nosuch")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"name": "Repo"}, "name must be lower-case"),
+    ({"address": "10.252.0.10"}, "outside 10.252.0.2-10.252.0.9"),
+    ({"address": "somewhere"}, "is not an IPv4 address"),
+    ({"urls": {"url": "http://{address}/"}}, "url key 'url' must be upper case"),
+])
+def test_bad_declarations_are_refused_by_name(change, message):
+    good = SiteService(name="dir", address="10.252.0.3", description="d", recipe={})
+    good.check()
+    with pytest.raises(SiteServiceError, match=message):
+        dataclasses.replace(good, **change).check()
+
+
+def test_secrets_are_made_once_and_kept_private(tmp_path):
+    service = SiteService(name="dir", address="10.252.0.3", description="d", recipe={}, secrets=("admin",))
+    ctx = ServiceContext(service, tmp_path, "vclabt0")
+    first = ctx.secret("admin")
+    assert len(first) >= 24 and ServiceContext(service, tmp_path, "vclabt0").secret("admin") == first
+    assert (tmp_path / "site.json").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(SiteServiceError, match="secret 'other' is not declared"):
+        ctx.secret("other")
+
+
+# ------------------------------------------------------------------ sources
+def _pins(files: dict[str, bytes]) -> dict[str, site_repo.Source]:
+    return {name: site_repo.Source(name, hashlib.sha256(data).hexdigest(), f"https://example.invalid/{name}")
+            for name, data in files.items()}
+
+
+def test_sources_from_a_directory_are_verified(tmp_path, monkeypatch):
+    files = {"a-1.0.tar.gz": b"alpha", "b-2.0.tar.gz": b"beta"}
+    pins = _pins(files)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name, data in files.items():
+        (mirror / name).write_bytes(data)
+    monkeypatch.setenv("VCLUSTER_LAB_SOURCES", str(mirror))
+    got = site_repo.fetch_sources(tmp_path / "out", pins=pins)
+    assert {n: p.read_bytes() for n, p in got.items()} == files
+
+    (mirror / "b-2.0.tar.gz").write_bytes(b"tampered")
+    (mirror / "a-1.0.tar.gz").unlink()
+    with pytest.raises(site_repo.RepoError) as err:
+        site_repo.fetch_sources(tmp_path / "fresh", pins=pins)
+    text = str(err.value)
+    assert f"{mirror}/a-1.0.tar.gz is missing (expected sha256 {pins['a-1.0.tar.gz'].sha256}" in text
+    assert f"{mirror}/b-2.0.tar.gz is corrupt: sha256 {hashlib.sha256(b'tampered').hexdigest()}, " \
+           f"expected {pins['b-2.0.tar.gz'].sha256}" in text
+    assert "\n" not in text
+
+    (mirror / "SHA256SUMS").write_text(f"{'0' * 64}  a-1.0.tar.gz\n")
+    (mirror / "a-1.0.tar.gz").write_bytes(b"alpha")
+    with pytest.raises(site_repo.RepoError, match=f"SHA256SUMS gives a-1.0.tar.gz sha256 {'0' * 64}"):
+        site_repo.fetch_sources(tmp_path / "fresh", wanted=["a-1.0.tar.gz"], pins=pins)
+
+
+def test_sources_from_a_mirror_url_over_http(tmp_path, monkeypatch):
+    files = {"c-3.0.tar.gz": b"gamma" * 1000}
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "c-3.0.tar.gz").write_bytes(files["c-3.0.tar.gz"])
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(served), **kw)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("VCLUSTER_LAB_SOURCES", f"http://127.0.0.1:{server.server_port}/")
+        got = site_repo.fetch_sources(tmp_path / "out", pins=_pins(files))
+        assert got["c-3.0.tar.gz"].read_bytes() == files["c-3.0.tar.gz"]
+        (served / "c-3.0.tar.gz").write_bytes(b"short")
+        with pytest.raises(site_repo.RepoError, match="c-3.0.tar.gz from http://127.0.0.1:.* is corrupt"):
+            site_repo.fetch_sources(tmp_path / "again", pins=_pins(files))
+        assert not (tmp_path / "again" / "c-3.0.tar.gz").exists()
+    finally:
+        server.shutdown()
+
+
+def test_sources_variable_must_name_a_directory_or_url(monkeypatch, tmp_path):
+    monkeypatch.setenv("VCLUSTER_LAB_SOURCES", str(tmp_path / "nowhere"))
+    with pytest.raises(site_repo.RepoError, match="VCLUSTER_LAB_SOURCES=.*nowhere: not a directory"):
+        site_repo.sources_origin()
+
+
+def test_the_pins_agree_with_the_shared_mirror():
+    kind, where = site_repo.sources_origin()
+    sums = site_repo._mirror_sums(Path(where)) if kind == "dir" else {}  # pylint: disable=protected-access
+    if not sums:
+        pytest.fail("these tests run where ../shared/sources (or VCLUSTER_LAB_SOURCES) is a mirror with SHA256SUMS")
+    pins = site_repo.pinned_sources()
+    assert {n: s.sha256 for n, s in pins.items()} == {n: sums[n] for n in pins}
+
+
+# ------------------------------------------------------------------ package recipes, control files, Python index
+def test_the_recipes_load_and_pyxis_names_its_slurm():
+    recipes = site_repo.load_recipes()
+    assert {"enroot", "pyxis", "nhc"} <= set(recipes)
+    assert recipes["pyxis"]["revision"] == "1+slurm{slurm}" and "slurm" in recipes["pyxis"]["facts"]
+    builder = site_repo.builder_recipe(recipes)["packages"]
+    assert {"libslurm-dev", "musl-tools", "dpkg-dev"} <= set(builder)
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (lambda r: r.pop("build"), "build: missing"),
+    (lambda r: r.update(source="nosuch-1.0.tar.gz"), "source: 'nosuch-1.0.tar.gz' is not pinned"),
+    (lambda r: r.update(colour="blue"), "colour: unknown key"),
+    (lambda r: r["packages"].update({"Bad_Name": {"description": "x"}}), "packages.Bad_Name: not a Debian package name"),
+    (lambda r: r["packages"]["lbnl-nhc"].pop("description"), "packages.lbnl-nhc.description: missing"),
+    (lambda r: r["packages"]["lbnl-nhc"].update(architecture="arm64"), "architecture: any or all"),
+    (lambda r: r.update(build_depends=["ok", "not ok"]), "build_depends: expected a list of Debian package names"),
+])
+def test_bad_recipes_are_refused_naming_the_file_and_field(spoil, message):
+    recipe = site_repo.load_recipes()["nhc"]
+    recipe = {**recipe, "packages": {k: dict(v) for k, v in recipe["packages"].items()}}
+    spoil(recipe)
+    with pytest.raises(site_repo.RepoError, match="package recipe nhc.yml: .*" + message.replace("(", r"\(")):
+        site_repo.check_recipe(Path("nhc.yml"), recipe, site_repo.pinned_sources())
+
+
+def test_control_file_substitutes_facts_and_folds_the_description():
+    fields = {"architecture": "any", "section": "admin", "depends": ["x (>= {slurm})", "x (<< {slurm}+)"],
+              "description": "Summary for {slurm}\n Long line.\n\n Second paragraph."}
+    text = site_repo.control_file("p", fields, {"version": "1.0-1+slurm22.05.8", "slurm": "22.05.8"}, "amd64",
+                                  12, "https://github.com/o/p")
+    assert "Version: 1.0-1+slurm22.05.8\n" in text
+    assert "Depends: x (>= 22.05.8), x (<< 22.05.8+)\n" in text
+    assert text.endswith("Description: Summary for 22.05.8\n Long line.\n .\n Second paragraph.\n")
+
+
+def test_build_key_follows_the_source_checksum_and_the_recipe():
+    recipe = site_repo.load_recipes()["nhc"]
+    pin = site_repo.pinned_sources()[recipe["source"]]
+    key = site_repo.build_key(recipe, pin)
+    assert site_repo.build_key(recipe, pin) == key
+    assert site_repo.build_key(recipe, dataclasses.replace(pin, sha256="0" * 64)) != key
+    assert site_repo.build_key({**recipe, "revision": "2"}, pin) != key
+
+
+def test_python_index_is_what_pip_reads(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+    files = tmp_path / "python"
+    files.mkdir()
+    wheel = files / "Vc_Probe-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("vc_probe/__init__.py", "VALUE = 1\n")
+        zf.writestr("vc_probe-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: vc-probe\nVersion: 1.0\n")
+        zf.writestr("vc_probe-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                    "Tag: py3-none-any\n")
+        zf.writestr("vc_probe-1.0.dist-info/RECORD", "")
+    site_repo.python_index([wheel], tmp_path / "simple")
+    page = (tmp_path / "simple" / "vc-probe" / "index.html").read_text()
+    assert f"#sha256={site_repo.sha256_file(wheel)}" in page
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--dest", str(tmp_path / "got"),
+                           "--index-url", (tmp_path / "simple").as_uri() + "/", "vc.probe==1.0"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "got" / wheel.name).read_bytes() == wheel.read_bytes()
+
+
+def test_a_build_for_another_slurm_is_stale():
+    """pyxis's cached build carries the Slurm it was built for; the builder's answer decides."""
+    recipes = site_repo.load_recipes()
+    site_repo.builder_image(recipes)  # cached: built once per machine
+    done = {"pyxis": {"key": "k", "facts": {"slurm": "0.0.1"}}, "nhc": {"key": "k2", "facts": {}}}
+    lines: list[str] = []
+    assert site_repo.stale_facts(recipes, done, lines.append) == ["pyxis"]
+    assert lines and "pyxis was built for slurm 0.0.1, the builder now has 22.05" in lines[0]
+    current = lines[0].rsplit(" ", 2)[-2].rstrip(":")
+    done["pyxis"]["facts"]["slurm"] = current
+    assert site_repo.stale_facts(recipes, done) == []
+
+
+# ------------------------------------------------------------------ a real service container
+@pytest.fixture(scope="module")
+def private_lab(tmp_path_factory):
+    shared_base()
+    prefix = new_prefix()
+    home = tmp_path_factory.mktemp("sitehome")
+    driver = PodmanDriver(home, prefix=prefix, mgmt_subnet=TEST_SUBNET)
+    driver.ensure_mgmt_network()
+    try:
+        yield home, prefix, driver.mgmt_network
+    finally:
+        teardown(prefix)
+
+
+def test_repository_service_serves_verified_sources_and_is_removed_with_the_lab(private_lab):
+    home, prefix, network = private_lab
+    service = site_services.catalogue()["repo"]
+    service = dataclasses.replace(service, address=str(ipaddress.ip_network(TEST_SUBNET).network_address + 2))
+    image = site_services.ensure_image(service)
+    lines: list[str] = []
+    ctx = ServiceContext(service, home, prefix, lines.append, image)
+    service.prepare(ctx)  # cold: builds the packages; warm: builds nothing
+    lines.clear()
+    service.prepare(ctx)
+    assert any(line.startswith("site repository: nothing to build") for line in lines), lines
+    assert site_services.run_container(service, ctx, image, network) is True
+    site_services.wait_ready(service, ctx)
+    assert site_services.run_container(service, ctx, image, network) is False  # already running as asked
+
+    pins = site_repo.pinned_sources()
+    reply = requests.get(f"http://{service.address}/sources/pyxis-0.24.0.tar.gz", timeout=30)
+    assert reply.status_code == 200
+    assert hashlib.sha256(reply.content).hexdigest() == pins["pyxis-0.24.0.tar.gz"].sha256
+    assert "enroot-4.1.2.tar.gz" in requests.get(f"http://{service.address}/sources/", timeout=30).text
+
+    release = requests.get(f"http://{service.address}/debian/dists/bookworm/InRelease", timeout=30)
+    assert release.status_code == 200 and release.text.startswith("-----BEGIN PGP SIGNED MESSAGE-----")
+    packages = requests.get(f"http://{service.address}/debian/dists/bookworm/main/binary-amd64/Packages",
+                            timeout=30).text
+    for name in ("enroot", "enroot+caps", "nvslurm-plugin-pyxis", "lbnl-nhc"):
+        assert f"Package: {name}\n" in packages
+    assert requests.get(f"http://{service.address}/debian/archive-key.asc",
+                        timeout=30).text.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+
+    sums = requests.get(f"http://{service.address}/images/debian-trixie.sha256", timeout=30).text.split()
+    image = requests.get(f"http://{service.address}/images/debian-trixie.sqsh", timeout=120)
+    assert image.status_code == 200 and image.content[:4] == b"hsqs"  # a SquashFS superblock
+    assert hashlib.sha256(image.content).hexdigest() == sums[sums.index("debian-trixie.sqsh") - 1]
+
+    rows = site_services.running(prefix)
+    assert rows["repo"]["state"] == "running" and rows["repo"]["container"] == f"{prefix}-site-repo"
+    # the container cannot write what it serves
+    probe = podman("exec", f"{prefix}-site-repo", "touch", "/srv/repo/x", check=False)
+    assert probe.returncode != 0
+
+    removed = remove_lab(prefix, keep_images=True)
+    assert f"{prefix}-site-repo" in removed["containers"]
+    assert leftovers(prefix)["containers"] == []
+    assert site_services.running(prefix) == {}
