@@ -187,13 +187,6 @@ bench-layer1: venv
 # deploy of 1 service + 4 compute nodes from cached images, the unchanged re-run (ratio, changed=0) against
 # a re-run that applies the vServices anyway, and an image update of the 4 compute nodes (total, per node),
 # on a lab of its own (or VCLUSTER_TEST_LAB_HOME's); prints the figures, writes .bench/lifecycle.json.
-# The manifest's trust boundary against a lab of its own (tests/integration/boundary_manifest.py: refused deploys
-# change nothing, check mode on a new/growing/shrinking vCluster, no secret in a -vvvv deploy log, an external
-# vService's version bump). Not in `make integration` yet: it has not run to the end on the lifecycle layout.
-.PHONY: integration-manifest
-integration-manifest: venv
-	@$(BIN)/pytest -v -p no:cacheprovider tests/integration/boundary_manifest.py
-
 .PHONY: bench-lifecycle
 bench-lifecycle: venv
 	@$(BIN)/pytest -q -s -p no:cacheprovider tests/integration/bench_lifecycle.py

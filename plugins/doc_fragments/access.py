@@ -39,13 +39,16 @@ options:
     description:
       - Nodes to act on, as xnames (V(x1000c0s0b0n0)), bracket ranges of xnames (V(x1000c0s[0-3]b0n0)),
         NIDs (V(12)) or NID host names (V(nid000012)).
-      - Mutually exclusive with O(label); one of the two is required.
+      - With O(label), these nodes, each of which must be a member of the label (in check mode, of
+        O(planned_members) when given); the access check is then the label's. One of O(nodes) and O(label) is required.
     type: list
     elements: str
   label:
     description:
-      - Act on every current member of this label (SMD group).
-      - Mutually exclusive with O(nodes); one of the two is required.
+      - Act on every current member of this label (SMD group), or, with O(nodes), on those of its members.
+      - With an allow-list (O(allowed_labels), O(rbac_from_token)), naming the label beside O(nodes) checks the label
+        rather than each node's current labels, so a plan (check mode with O(planned_members)) can be shown for nodes
+        that are not in the label yet.
     type: str
   planned_members:
     description:

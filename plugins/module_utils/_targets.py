@@ -30,7 +30,8 @@ def target_argument_spec():
     )
 
 
-TARGET_MUTUALLY_EXCLUSIVE = [("nodes", "label")]
+#: ``nodes`` with ``label``: those nodes, which must be members of the label (the access check is then the label's).
+TARGET_MUTUALLY_EXCLUSIVE = []
 TARGET_REQUIRED_ONE_OF = [("nodes", "label")]
 
 
@@ -132,20 +133,36 @@ def members_diff(before, after):
 def module_targets(module, allow_empty=False, missing_ok=False):
     """The xnames a module acts on, after the access check (a label's is checked before any call).
 
+    ``label`` alone: its members. ``nodes`` alone: those nodes, each of which must be in an allowed
+    label now. Both: those nodes, which must be members of the label, so the access check is the
+    label's; in check mode the members are the plan's (``planned_members``), which lets
+    ``deploy --check`` of a new vCluster under an allow-list show its boot and power steps.
     ``missing_ok``: a label that does not exist has no members (for ``state: absent``).
     """
     params = module.params
     smd = module.clients.smd
-    if params.get("label"):
-        module.access.check_labels([params["label"]])
-        planned = planned_members(module)
-        if planned is not None:
-            return planned
-        if missing_ok and smd.group(params["label"]) is None:
-            return []
-        return resolve_targets(smd, label=params["label"], allow_empty=allow_empty)
-    xnames = resolve_targets(smd, nodes=params.get("nodes"), allow_empty=allow_empty)
-    module.access.check_nodes(smd, xnames)
+    label, nodes = params.get("label"), params.get("nodes")
+    if not label:
+        xnames = resolve_targets(smd, nodes=nodes, allow_empty=allow_empty)
+        module.access.check_nodes(smd, xnames)
+        return xnames
+    module.access.check_labels([label])
+    members = planned_members(module)
+    if members is None:
+        if (missing_ok or nodes is not None) and smd.group(label) is None:
+            members = []
+        else:
+            members = resolve_targets(smd, label=label, allow_empty=allow_empty or nodes is not None)
+    if nodes is None:
+        return members
+    xnames = resolve_nodes(smd, nodes)
+    outside = sorted(set(xnames) - set(members))
+    if outside:
+        raise SiteError("not %s of label %r: %s" % ("planned members" if module.check_mode and params.get(
+            "planned_members") is not None else "members", label, ", ".join(outside[:20]) + (
+            " ..." if len(outside) > 20 else "")))
+    if not xnames and not allow_empty:
+        raise SiteError("no nodes given")
     return xnames
 
 

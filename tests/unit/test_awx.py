@@ -86,7 +86,7 @@ def spec_env(spec: dict, path: str = ""):
 
 
 def direct_reads() -> set:
-    """VCLUSTER_* names the plugins read with os.environ.get / os.getenv / os.environ[...]."""
+    """VCLUSTER_* names the plugins read with os.environ.get / os.getenv / os.environ[...], and roles with lookup('env')."""
     found = set()
     for path in (ROOT / "plugins").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -96,6 +96,9 @@ def direct_reads() -> set:
             elif isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ":
                 args = [node.slice]
             found |= {a.value for a in args if isinstance(a, ast.Constant) and str(a.value).startswith("VCLUSTER_")}
+    # roles that read the site's settings on the controller: lookup('ansible.builtin.env', 'VCLUSTER_...')
+    for path in (ROOT / "roles").rglob("*.yml"):
+        found |= set(re.findall(r"lookup\(\s*'(?:ansible\.builtin\.)?env'\s*,\s*'(VCLUSTER_[A-Z0-9_]+)'", path.read_text()))
     return found
 
 

@@ -6,8 +6,8 @@ Proves, with the real deploy playbook:
   the deploy before any change: the site (SMD groups and memberships, BSS, PCS power, the
   fabric's VLANs, policies and ports, UFM's PKeys, what each node container runs and since
   when) is identical before and after, and each refusal names the field or the line;
-- ``deploy --check --diff`` on a vCluster that does not exist yet, then on the same one
-  growing and shrinking, prints the plan and leaves the site identical;
+- ``deploy --check --diff`` on a vCluster that does not exist yet (under an allow-list of its
+  label), then on the same one growing and shrinking, prints the plan and leaves the site identical;
 - a whole deploy at ``-vvvv``, with the munge key as an Ansible Vault value and the
   database password as an environment variable reference, through the CSM face (client
   credentials), prints none of the secrets (plain, base64, URL-encoded), nor the lab's own
@@ -109,7 +109,9 @@ def booted_nodes(tasks: dict) -> list[str]:
 
 
 def test_check_mode_plans_a_new_vcluster_without_changing_anything(lab, tmp_path):
-    tasks = check_run(lab, tmp_path, manifest(2))
+    # under an allow-list (as an AWX job template limited to its vClusters): the boot and power steps check the label,
+    # which the nodes will join, not the labels they are in now (none)
+    tasks = check_run(lab, tmp_path, manifest(2), env={"VCLUSTER_ALLOWED_LABELS": LABEL})
     plan = one(tasks["Plan the nodes"])["plan"]
     members = plan["members"]
     assert plan["label_exists"] is False and len(members) == 3 and sorted(plan["add"]) == sorted(members)
