@@ -161,7 +161,7 @@ def test_image_update_loses_no_job(life):
     life.ctl(f"rm -f {JOBCOMP_LOG}")
     life.sh(COMPUTES[0], f"rm -f {LONG_RELEASE}")
     long_job = submit(life, f"while [ ! -e {LONG_RELEASE} ]; do sleep 1; done", "-w", "nid000001")
-    submitted = [long_job] + [submit(life, "sleep 2") for _ in range(4)]
+    submitted = [long_job] + [submit(life, "sleep 2") for _job in range(4)]
     stop = threading.Event()
     errors: list[str] = []
     seen_draining = []
