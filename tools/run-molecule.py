@@ -1,14 +1,17 @@
 """Run every Molecule scenario of the repository: ``molecule test -s <name>`` for each
 ``molecule/<name>/molecule.yml``, after making sure the lab's base image exists.
 
-A scenario may use two more things the lab makes, both cached:
+A scenario may use more things the lab makes, all cached:
 
 * ``molecule/<name>/image.yml``: an image-builder recipe on the base image (the packages a
   node would have in its image, so converge does not spend minutes in apt); its
   reference is exported as ``VCLUSTER_MOLECULE_IMAGE``;
 * the site package repository (when molecule.yml mentions ``VCLUSTER_LAB_SITE_REPO``): its
   image and served tree, exported as ``VCLUSTER_LAB_SITE_REPO_IMAGE`` and
-  ``VCLUSTER_LAB_SITE_REPO_WWW``, for a platform that serves it on the scenario's network.
+  ``VCLUSTER_LAB_SITE_REPO_WWW``, for a platform that serves it on the scenario's network;
+* another site service's image (when molecule.yml mentions ``VCLUSTER_LAB_SITE_<NAME>_IMAGE``,
+  e.g. ``VCLUSTER_LAB_SITE_DNS_IMAGE``): the image the lab runs that service from, exported
+  under that name, so the scenario tests the lab's own service build.
 
 Usage: .venv/bin/python tools/run-molecule.py [--images-only] [SCENARIO ...]   (default: all scenarios)
 
@@ -75,11 +78,15 @@ def scenario_environment(name: str) -> dict[str, str]:
         image = images.cached_image((data.get("options") or {}).get("name") or f"vclab-molecule-{name}", data,
                                     base_dir=directory, log=say)
         env["VCLUSTER_MOLECULE_IMAGE"] = image.ref
-    if "VCLUSTER_LAB_SITE_REPO" in (directory / "molecule.yml").read_text():
-        service = site_services.catalogue()["repo"]
+    text = (directory / "molecule.yml").read_text()
+    for service in site_services.catalogue().values():
+        variable = f"VCLUSTER_LAB_SITE_{service.name.upper()}"
+        if variable not in text:
+            continue
         image = site_services.ensure_image(service, say)
-        env["VCLUSTER_LAB_SITE_REPO_IMAGE"] = image.ref
-        env["VCLUSTER_LAB_SITE_REPO_WWW"] = str(site_repo.prepare(image.ref, say))
+        env[f"{variable}_IMAGE"] = image.ref
+        if service.name == "repo":
+            env[f"{variable}_WWW"] = str(site_repo.prepare(image.ref, say))
     return env
 
 

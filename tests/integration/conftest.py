@@ -70,6 +70,8 @@ class Stack:
 
     def __init__(self, lab: Lab, manifest: Path, stats: dict, workdir: Path):
         self.lab, self.manifest, self.stats, self.workdir = lab, manifest, stats, workdir
+        #: checks a test registers to run after the stack is destroyed (e.g. its DNS zone is gone)
+        self.after_destroy: list = []
         reply = lab.session().get(lab.url + "/lab/v1/nodes", timeout=30)
         reply.raise_for_status()
         ips = {n["xname"]: n["ip"] for n in reply.json()["nodes"]}
@@ -102,11 +104,15 @@ def stack(lab, tmp_path_factory):
     path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     deployed = run_site_playbook(lab, "openchami", "deploy", workdir, extra_vars={"vcluster_manifest": str(path)})
     assert deployed["rc"] == 0, f"deploying the stack failed: {failed_messages(deployed)}"
+    instance = None
     try:
-        yield Stack(lab, path, deployed["stats"], workdir)
+        instance = Stack(lab, path, deployed["stats"], workdir)
+        yield instance
     finally:
         destroyed = run_site_playbook(lab, "openchami", "destroy", workdir, extra_vars={"vcluster_manifest": str(path)})
         assert destroyed["rc"] == 0, f"destroying the stack failed: {failed_messages(destroyed)}"
+        for check in instance.after_destroy if instance is not None else []:
+            check()
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import requests
 from cli_helpers import Lab, free_port, wait_transition
 from podman_helpers import inspect, leftovers, new_prefix, shared_base, teardown
 
+from vcluster_lab import site_services
 from vcluster_lab.nmn_claim import claim_nmn
 from vcluster_lab.ssh import ssh_argv, sshd_answers, wait_for_login
 
@@ -81,11 +82,19 @@ def up_power_cycle_ssh_and_down(tmp_path):
 
         status = lab.run("status").stdout
         assert f"{NODE}" in status and "server: https://127.0.0.1" in status
-        # the site services up started: listed with their URLs, exported by env, reachable
-        assert "site services: 1" in status and "repo     10.252.0.2" in status, status
+        # the site services up started (every one of the catalogue): listed with their URLs,
+        # exported by env, reachable
+        known = site_services.catalogue()
+        assert f"site services: {len(known)}" in status, status
+        for name, service in known.items():
+            assert f"  {name:8} {service.address:12} running" in status, status
         env = lab.env_json()
         assert env["VCLUSTER_LAB_REPO_URL"] == "http://10.252.0.2/"
         assert requests.get(env["VCLUSTER_LAB_REPO_SOURCES_URL"], timeout=30).status_code == 200
+        # the site DNS's API takes the lab's key (the server holds only its hash)
+        assert env["VCLUSTER_DNS_API_URL"] == "http://10.252.0.4:8081"
+        assert requests.get(env["VCLUSTER_DNS_API_URL"] + "/api/v1/servers/localhost", timeout=30,
+                            headers={"X-API-Key": env["VCLUSTER_DNS_API_KEY"]}).status_code == 200
         assert ssh(key, NODE_IP, "python3 -c \"import urllib.request as u; "
                    "print(u.urlopen('http://10.252.0.2/sources/').status)\"").stdout.strip() == "200"
     finally:
@@ -95,5 +104,5 @@ def up_power_cycle_ssh_and_down(tmp_path):
             teardown(lab.prefix)
     assert down.returncode == 0, down.stderr
     assert "server: stopped" in down.stdout
-    assert f"{lab.prefix}-site-repo" in down.stdout
+    assert f"{lab.prefix}-site-repo" in down.stdout and f"{lab.prefix}-site-dns" in down.stdout
     assert not any(left.values()), f"vcluster-lab down left {left}"

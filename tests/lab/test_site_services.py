@@ -10,6 +10,7 @@ reclaim call) removes it.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import http.server
@@ -278,3 +279,27 @@ def test_repository_service_serves_verified_sources_and_is_removed_with_the_lab(
     assert f"{prefix}-site-repo" in removed["containers"]
     assert leftovers(prefix)["containers"] == []
     assert site_services.running(prefix) == {}
+
+
+def test_site_dns_keeps_only_a_hash_of_its_key_and_exports_what_network_reads(tmp_path):
+    """The site DNS (10.252.0.4): its API key is made once per lab, the server's config holds
+    only its scrypt hash (PowerDNS's form), and env gives the network vService its settings."""
+    dns = site_services.catalogue()["dns"]
+    assert dns.address == "10.252.0.4"
+    assert dns.url_values() == {"API_URL": "http://10.252.0.4:8081", "NAMESERVER": "10.252.0.4"}
+    ctx = site_services.ServiceContext(dns, tmp_path, "vctest")
+    dns.prepare(ctx)
+    key = ctx.secret("api_key")
+    conf = (ctx.state_dir / "api.conf").read_text()
+    assert key not in conf
+    line = next(ln for ln in conf.splitlines() if ln.startswith("api-key="))
+    fields = line.split("=", 1)[1].split("$")
+    kind, params, salt, digest = fields[1:]
+    assert (kind, params) == ("scrypt", "ln=10,p=1,r=8")
+    want = hashlib.scrypt(key.encode(), salt=base64.b64decode(salt), n=1024, r=8, p=1, dklen=32)
+    assert base64.b64decode(digest) == want
+    dns.prepare(ctx)  # the same key: the file stays as it is
+    assert (ctx.state_dir / "api.conf").read_text() == conf
+    assert dns.env(ctx) == {"VCLUSTER_DNS_API_URL": "http://10.252.0.4:8081", "VCLUSTER_DNS_API_KEY": key,
+                            "VCLUSTER_DNS_SERVER_ID": "localhost", "VCLUSTER_DNS_NAMESERVERS": "10.252.0.4",
+                            "VCLUSTER_DNS_DOMAIN": "vcluster.internal"}
