@@ -70,8 +70,8 @@ constraints: ## refresh the pinned set after editing requirements/dev.in
 test: venv
 	@$(BIN)/python -m vcluster_lab.nmn_claim
 	@$(BIN)/python tools/run-suite.py \
-	    "lint=$(MAKE) lint" "sanity=$(MAKE) sanity" "unit=$(MAKE) unit" \
-	    "build-check=$(MAKE) build-check" "fresh-root=$(MAKE) fresh-root" "contract=$(MAKE) contract" \
+	    "lint=$(MAKE) lint" "+unit=$(MAKE) unit" "+build-check=$(MAKE) build-check" \
+	    "sanity=$(MAKE) sanity" "+contract=$(MAKE) contract" "fresh-root=$(MAKE) fresh-root" \
 	    "molecule-images=$(MAKE) molecule-images" \
 	    "integration=$(MAKE) integration" "+molecule=$(MAKE) molecule"
 
