@@ -71,7 +71,7 @@ test: venv
 	@$(BIN)/python -m vcluster_lab.nmn_claim
 	@$(BIN)/python tools/run-suite.py \
 	    "lint=$(MAKE) lint" "+unit=$(MAKE) unit" "+build-check=$(MAKE) build-check" \
-	    "sanity=$(MAKE) sanity" "+contract=$(MAKE) contract" "fresh-root=$(MAKE) fresh-root" \
+	    "sanity=$(MAKE) sanity" "contract=$(MAKE) contract" "fresh-root=$(MAKE) fresh-root" \
 	    "molecule-images=$(MAKE) molecule-images" \
 	    "integration=$(MAKE) integration" "+molecule=$(MAKE) molecule"
 
