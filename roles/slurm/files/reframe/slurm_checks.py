@@ -5,6 +5,7 @@ import socket
 
 import reframe as rfm
 import reframe.utility.sanity as sn
+from reframe.core.builtins import sanity_function
 
 
 @rfm.simple_test
