@@ -69,11 +69,10 @@ constraints: ## refresh the pinned set after editing requirements/dev.in
 .PHONY: test lint sanity unit contract integration molecule molecule-images build-check changelog-lint fresh-root
 test: venv
 	@$(BIN)/python -m vcluster_lab.nmn_claim
-	@$(BIN)/python tools/run-suite.py \
-	    "lint=$(MAKE) lint" "+unit=$(MAKE) unit" "+build-check=$(MAKE) build-check" \
-	    "sanity=$(MAKE) sanity" "contract=$(MAKE) contract" "fresh-root=$(MAKE) fresh-root" \
-	    "molecule-images=$(MAKE) molecule-images" \
-	    "integration=$(MAKE) integration" "+molecule=$(MAKE) molecule"
+	@$(BIN)/python tools/run-suite.py "molecule-images=$(MAKE) molecule-images" \
+	    "lint=$(MAKE) lint" ">unit=$(MAKE) unit" ">build-check=$(MAKE) build-check" ">fresh-root=$(MAKE) fresh-root" \
+	    ">sanity=$(MAKE) sanity" "+contract=$(MAKE) contract" ">integration=$(MAKE) integration" \
+	    "+molecule=$(MAKE) molecule MOLECULE_JOBS=2"
 
 lint: venv
 	@echo "== ansible-lint (production profile)"
@@ -124,9 +123,10 @@ integration: venv
 	@echo "== integration tests against the lab"
 	@$(BIN)/pytest -q --durations=25 tests/integration
 
-molecule: venv
+MOLECULE_JOBS ?= 1
+molecule: venv ## every Molecule scenario (MOLECULE_JOBS=N: N at a time)
 	@echo "== molecule scenarios"
-	@$(BIN)/python tools/run-molecule.py
+	@$(BIN)/python tools/run-molecule.py --jobs $(MOLECULE_JOBS)
 
 molecule-images: venv ## the images and site repository the Molecule scenarios use (cached; built here, not during integration)
 	@$(BIN)/python tools/run-molecule.py --images-only

@@ -19,17 +19,24 @@ Usage: .venv/bin/python tools/run-molecule.py [--images-only] [SCENARIO ...]   (
 runs it before the integration tests and the scenarios side by side, so that no image is built
 while the integration tests' lab is up (their teardown checks that no build container is left).
 
-The scenarios run one after the other (the machine is small and shared). Each scenario's
-time and result are printed; the exit status is 0 only if every scenario passed. podman
+The scenarios run one after the other, or ``--jobs N`` at a time (``make test`` runs two:
+a scenario spends much of its time waiting on its containers). With more than one job, each
+line is prefixed with its scenario's name, and the longest scenarios of the last run (their
+times are kept in ``~/.cache/vcluster-lab/molecule-times.json``) start first, so the jobs end
+close together. Each scenario's time and result are printed; the exit status is 0 only if
+every scenario passed. podman
 runs with the project's containers.conf (CONTAINERS_CONF), as the lab needs here.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,9 +97,32 @@ def scenario_environment(name: str) -> dict[str, str]:
     return env
 
 
+TIMES = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vcluster-lab" / "molecule-times.json"
+
+
+def load_times() -> dict[str, float]:
+    """Each scenario's time in its last passing run (an empty mapping when none is kept or readable)."""
+    try:
+        kept = json.loads(TIMES.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {name: float(seconds) for name, seconds in kept.items()
+            if isinstance(seconds, (int, float))} if isinstance(kept, dict) else {}
+
+
+def save_times(times: dict[str, float], new: dict[str, float]) -> None:
+    try:
+        TIMES.parent.mkdir(parents=True, exist_ok=True)
+        TIMES.write_text(json.dumps({**times, **new}, indent=1, sort_keys=True))
+    except OSError as exc:  # only an ordering hint: never fail the run for it
+        print(f"run-molecule: could not keep the scenario times in {TIMES}: {exc}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", nargs="*", help="scenario names (default: every molecule/*/molecule.yml)")
+    parser.add_argument("--jobs", type=int, default=1, choices=range(1, 5), metavar="N",
+                        help="run N scenarios at a time (1 to 4; default 1)")
     parser.add_argument("--images-only", action="store_true",
                         help="make or find the images and the site repository the scenarios need, run none")
     args = parser.parse_args(argv)
@@ -119,14 +149,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run-molecule: {molecule} is missing; run 'make venv'", file=sys.stderr)
         return 1
 
-    results: list[tuple[str, int, float]] = []
-    for name in wanted:
-        print(f"run-molecule: == molecule test -s {name}", flush=True)
+    times = load_times()
+    # longest first (by the last run), so that parallel jobs end close together
+    order = sorted(wanted, key=lambda name: -times.get(name, 0.0))
+    # made (or found cached) one after the other before any scenario starts: two jobs never build the same image
+    prepared = {name: scenario_environment(name) for name in order}
+    lock = threading.Lock()
+
+    def say(text: str) -> None:
+        with lock:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+    def run(name: str) -> tuple[str, int, float]:
+        say(f"run-molecule: == molecule test -s {name}\n")
         start = time.monotonic()
         env = environment()
-        env.update(scenario_environment(name))
-        proc = subprocess.run([str(molecule), "test", "-s", name], cwd=ROOT, env=env, check=False)
-        results.append((name, proc.returncode, time.monotonic() - start))
+        env.update(prepared[name])
+        if args.jobs == 1:
+            code = subprocess.run([str(molecule), "test", "-s", name], cwd=ROOT, env=env, check=False).returncode
+        else:
+            proc = subprocess.Popen([str(molecule), "test", "-s", name], cwd=ROOT, env=env, text=True,
+                                    errors="replace", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                say(f"[{name}] {line}")
+            code = proc.wait()
+        seconds = time.monotonic() - start
+        say(f"run-molecule: {name}: {'passed' if code == 0 else f'FAILED (exit {code})'} in {seconds:.0f} s\n")
+        return name, code, seconds
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(run, order))
+    save_times(times, {name: seconds for name, code, seconds in results if code == 0})
 
     failed = [name for name, code, _seconds in results if code != 0]
     for name, code, seconds in results:

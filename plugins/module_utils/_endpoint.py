@@ -17,7 +17,21 @@ class EndpointError(ValueError):
     """The endpoint's settings are unusable; the message names the option."""
 
 
-class Endpoint(object):
+class TlsVerify(object):
+    """What a site and an endpoint share: ``validate_certs`` and ``ca_path`` made into requests' ``verify``."""
+
+    validate_certs = True
+    ca_path = None
+
+    @property
+    def verify(self):
+        """The ``verify`` argument for requests: a CA bundle, or a boolean."""
+        if not self.validate_certs:
+            return False
+        return self.ca_path or True
+
+
+class Endpoint(TlsVerify):
     """Where one service is, and how to reach it."""
 
     def __init__(self, name, api_url, option="api_url", ca_path=None, validate_certs=True, timeout=30.0):
@@ -35,13 +49,6 @@ class Endpoint(object):
         self.ca_path = ca_path
         self.validate_certs = validate_certs
         self.timeout = timeout
-
-    @property
-    def verify(self):
-        """The ``verify`` argument for requests: a CA bundle, or a boolean."""
-        if not self.validate_certs:
-            return False
-        return self.ca_path or True
 
     def url(self, path):
         return self.api_url + path

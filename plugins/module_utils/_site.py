@@ -16,6 +16,8 @@ import re
 
 from ansible.module_utils.errors import AnsibleFallbackNotFound
 
+from ansible_collections.hpc.vcluster.plugins.module_utils._endpoint import TlsVerify
+
 SITE_KINDS = ("openchami", "csm")
 
 # Path prefix of each service behind the site's gateway (docs/architecture.md).
@@ -99,7 +101,7 @@ def _as_bool(value, option):
     raise SiteError("%s must be a boolean, got %r" % (option, value))
 
 
-class Site(object):
+class Site(TlsVerify):
     """Where a site's services are and how to reach them (TLS, timeout)."""
 
     def __init__(self, kind, api_url, name=None, service_urls=None, ca_path=None,
@@ -124,13 +126,6 @@ class Site(object):
         self.validate_certs = validate_certs
         self.timeout = timeout
         self.token_url = token_url or self.service_url("token")
-
-    @property
-    def verify(self):
-        """The ``verify`` argument for requests: a CA bundle, or a boolean."""
-        if not self.validate_certs:
-            return False
-        return self.ca_path or True
 
     def has_service(self, service):
         return service in self.service_urls or service in SERVICE_PREFIXES[self.kind]

@@ -29,10 +29,12 @@ def timed(fn) -> float:
 
 def test_latency_and_jitter(site):
     s = site.session("openchami")
-    put = site.admin("PUT", "/faults", json={"latency_ms": 300})
-    assert put.status_code == 200 and put.json()["latency_ms"] == 300
-    assert timed(lambda: s.get("/hsm/v2/groups")) >= 0.3
-    assert timed(lambda: site.admin("GET", "/status")) < 0.3  # the admin API is never slowed
+    # 1.5 s: the admin API's answer must come well before that even on a machine busy with
+    # other test steps (make test runs the lab tests beside the static checks and Molecule)
+    put = site.admin("PUT", "/faults", json={"latency_ms": 1500})
+    assert put.status_code == 200 and put.json()["latency_ms"] == 1500
+    assert timed(lambda: s.get("/hsm/v2/groups")) >= 1.5
+    assert timed(lambda: site.admin("GET", "/status")) < 1.0  # the admin API is never slowed
     site.admin("PUT", "/faults", json={"latency_ms": 0, "jitter_ms": 200})
     times = [timed(lambda: s.get("/hsm/v2/service/ready")) for attempt in range(10)]
     assert max(times) > 0.05 and max(times) - min(times) > 0.02

@@ -6,7 +6,6 @@ import os
 import stat
 import textwrap
 import threading
-import time
 
 import pytest
 from podman_helpers import new_prefix, podman, shared_base, teardown
@@ -38,9 +37,10 @@ def run_in(ref: str, script: str) -> str:
 
 def test_base_image_is_a_clean_node_image(prefix):
     first = shared_base()
-    started = time.monotonic()
     again = images.ensure_base(prefix)  # exists (made by any lab): not imported again
-    assert again.digest == first.digest and time.monotonic() - started < 5
+    # an import would make a new image id (its labels hold the import's date): the same id proves none
+    # happened, where a time limit would fail on a machine busy with other test steps
+    assert again.digest == first.digest
     assert first.ref == "localhost/vclab-base:bookworm"
     key = images.rootfs_key()
     tarball = images.cache_dir() / f"rootfs-bookworm-{key}.tar"
@@ -105,11 +105,10 @@ def test_recipe_build_provenance_and_reuse(prefix, tmp_path):
                                 "no-less", "1", "0"]
     assert out.splitlines()[2].startswith("jq-")
 
-    # The same recipe on the same parent: the image already built comes back at once.
-    started = time.monotonic()
+    # The same recipe on the same parent: the image already built comes back (the same id: no build ran,
+    # which a time limit could not tell on a machine busy with other test steps).
     again = images.build_recipe(recipe, tags=["v2"], builder="someone-else", prefix=prefix,
                                 base_dir=tmp_path)
-    assert time.monotonic() - started < 5
     assert again.digest == built.digest and again.ref == f"localhost/{prefix}-compute:v2"
     assert again.labels["io.vcluster.image.builder"] == "pytest"  # provenance of the build
     # A changed file it copies is a changed recipe.
