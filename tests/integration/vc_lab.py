@@ -33,6 +33,9 @@ CLI = str(BIN / "vcluster-lab") if (BIN / "vcluster-lab").exists() else shutil.w
 PLAYBOOK = str(BIN / "ansible-playbook") if (BIN / "ansible-playbook").exists() else shutil.which("ansible-playbook")
 CONTAINERS_CONF = str(ROOT / "lab" / "containers.conf")
 NODES = 4
+# The lab's tokens live an hour, as OpenCHAMI's do; a test session lasts longer than that, so
+# the client environment (which carries the token) is fetched again when it is older than this.
+ENV_MAX_AGE = 20 * 60
 
 
 def free_port() -> int:
@@ -53,7 +56,7 @@ class Lab:
         self.home, self.prefix, self.port = Path(home), prefix, port
         self.url = f"https://127.0.0.1:{port}"
         self.cli_env = dict(os.environ, VCLUSTER_LAB_HOME=str(home), VCLUSTER_LAB_PREFIX=prefix)
-        self._env = {}
+        self._env: dict[str, tuple[float, dict]] = {}
 
     def run(self, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run([CLI, *args], capture_output=True, text=True, env=self.cli_env, timeout=timeout,
@@ -63,10 +66,16 @@ class Lab:
         return proc
 
     def env(self, face: str = "openchami") -> dict:
-        """The client environment of ``face`` (VCLUSTER_*, the token or client credentials, CA, SSH key)."""
-        if face not in self._env:
-            self._env[face] = json.loads(self.run("env", "--face", face, "--format", "json").stdout)
-        return dict(self._env[face])
+        """The client environment of ``face`` (VCLUSTER_*, the token or client credentials, CA, SSH key).
+
+        Fetched again once older than ``ENV_MAX_AGE``: its token expires after an hour, and the
+        integration session runs longer (CI of 42630fb failed on that, an hour in).
+        """
+        fetched, env = self._env.get(face, (0.0, None))
+        if env is None or time.monotonic() - fetched > ENV_MAX_AGE:
+            env = json.loads(self.run("env", "--face", face, "--format", "json").stdout)
+            self._env[face] = (time.monotonic(), env)
+        return dict(env)
 
     @property
     def token_variable(self) -> str:
