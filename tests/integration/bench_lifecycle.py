@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import time
 
-from test_lifecycle import manifest
-from vc_lab import ROOT, failed_messages, playbook, run_site_playbook, site_play
+from test_lifecycle import build_images, manifest
+from vc_lab import ROOT, failed_messages, run_site_playbook
 
 
 def timed(lab, tmp, name, **kw):
@@ -30,12 +30,7 @@ def timed(lab, tmp, name, **kw):
 def test_bench_lifecycle(lab, tmp_path):
     v1, v2 = manifest(tmp_path), manifest(tmp_path, "2")
     # the images, built once and cached (a deploy then boots them, as from a site's image store)
-    playbook(lab, "openchami", site_play("""
-- name: images
-  hpc.vcluster.image:
-    recipe_file: "{{ item }}"
-  loop: %s
-""" % json.dumps([str(tmp_path / "life-1.yml"), str(tmp_path / "life-2.yml")])))
+    build_images(lab, str(tmp_path / "life-1.yml"), str(tmp_path / "life-2.yml"))
     figures = {}
     try:
         figures["deploy"] = timed(lab, tmp_path, "deploy", extra_vars={"vcluster_manifest": v1})[0]

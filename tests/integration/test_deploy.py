@@ -69,7 +69,7 @@ def srun(lab, computes: int) -> list[str]:
     return sorted(proc.stdout.split())
 
 
-def test_one_manifest_two_faces_idempotent_destroy_redeploy(lab, tmp_path):
+def test_one_manifest_two_faces_destroy_redeploy(lab, tmp_path):
     try:
         deploy_on_both_faces(lab, tmp_path)
     finally:
@@ -85,12 +85,9 @@ def deploy_on_both_faces(lab, tmp_path):
     assert "itest" in labels(lab, "openchami")
     hosts = srun(lab, 2)
     assert len(hosts) == 2 and all(h.startswith("nid0000") for h in hosts), hosts
-
-    rc, stats, output = run_playbook(lab, "openchami", "deploy", path, tmp_path)
-    assert rc == 0, failures(output)
-    changed = {host: s["changed"] for host, s in stats.items() if s["changed"]}
-    assert changed == {}, f"second deploy changed something: {changed}"
-    # the 3 members took part (the first play runs on every host, so that --limit works; its steps run once)
+    # the 3 members took part (the first play runs on every host, so that --limit works; its steps run once).
+    # That a second deploy changes nothing is proven on the lifecycle's vCluster (test_lifecycle.py),
+    # on the container stack (test_containers.py) and as an AWX job (test_awx.py): not again here.
     assert {"nid100001", "nid000001", "nid000002"} <= set(stats), stats
 
     rc, stats, output = run_playbook(lab, "openchami", "destroy", path, tmp_path)

@@ -16,13 +16,14 @@ Each node group boots its own image here (the service node keeps life:1 while th
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 
 import pytest
 import yaml
 
-from vc_lab import failed_messages, playbook, run_site_playbook, site_play
+from vc_lab import ROOT, failed_messages, playbook, run_site_playbook, site_play
 
 NAME = "life"
 SERVICE = "x3000c0s0b0n0"
@@ -41,6 +42,21 @@ def recipe(tmp_path, tag: str, broken: bool = False) -> str:
     path.write_text(yaml.safe_dump({"options": {"name": "life", "publish_tags": [tag], "pkg_manager": "apt",
                                                 "parent": "localhost/slurm-node:2026.11"}, "cmds": cmds}))
     return str(path)
+
+
+def build_images(lab, *recipes: str) -> None:
+    """The images the lifecycle's recipes build on: slurm-node (their parent) first, then ``recipes``.
+
+    Cached by the image module, so this costs nothing when an earlier test of the session built them;
+    it lets this module (and make bench-lifecycle) run alone.
+    """
+    paths = [str(ROOT / "examples" / "images" / "slurm-node.yml"), *recipes]
+    playbook(lab, "openchami", site_play("""
+- name: images
+  hpc.vcluster.image:
+    recipe_file: "{{ item }}"
+  loop: %s
+""" % json.dumps(paths)))
 
 
 def manifest(tmp_path, compute_tag: str = "1", max_time: str = "01:00:00", broken: bool = False) -> str:
@@ -103,6 +119,7 @@ def changed_hosts(result: dict) -> dict:
 @pytest.fixture(scope="module")
 def life(lab, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("life")
+    build_images(lab)
     first = run_site_playbook(lab, "openchami", "deploy", tmp, extra_vars={"vcluster_manifest": manifest(tmp)})
     assert first["rc"] == 0, failed_messages(first)
     instance = Life(lab, tmp)
