@@ -56,6 +56,24 @@ def _cert_names(cert: x509.Certificate) -> set[str]:
 def ensure_tls(home: Path, extra_names: list[str] | tuple[str, ...] = ()) -> Path:
     """Make (or reuse) the CA and the server certificate; return the tls directory."""
     tls_dir = Path(home) / "tls"
+    ca_cert, ca_key = _ensure_ca(tls_dir)
+    names = list(dict.fromkeys([*DEFAULT_SANS, *[n for n in extra_names if n and n not in ("0.0.0.0", "::")]]))
+    _ensure_server_cert(tls_dir / "server.pem", tls_dir / "server-key.pem", names, ca_cert, ca_key)
+    return tls_dir
+
+
+def issue_server_cert(home: Path, cert_path: Path, key_path: Path, names: list[str] | tuple[str, ...]) -> None:
+    """A server certificate for ``names`` signed by the lab's CA (made if missing), at
+    ``cert_path`` and ``key_path`` (0600); kept while it names them all and is fresh.
+
+    Site services (the directory's LDAPS) use it, so clients verify them with the same
+    ``ca.pem`` as the control plane.
+    """
+    ca_cert, ca_key = _ensure_ca(Path(home) / "tls")
+    _ensure_server_cert(Path(cert_path), Path(key_path), list(dict.fromkeys(names)), ca_cert, ca_key)
+
+
+def _ensure_ca(tls_dir: Path):
     tls_dir.mkdir(parents=True, exist_ok=True)
     ca_pem, ca_key_pem = tls_dir / "ca.pem", tls_dir / "ca-key.pem"
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -79,13 +97,16 @@ def ensure_tls(home: Path, extra_names: list[str] | tuple[str, ...] = ()) -> Pat
                    .sign(ca_key, hashes.SHA256()))
         _write_private(ca_key_pem, _key_pem(ca_key))
         ca_pem.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    names = list(dict.fromkeys([*DEFAULT_SANS, *[n for n in extra_names if n and n not in ("0.0.0.0", "::")]]))
-    srv_pem, srv_key_pem = tls_dir / "server.pem", tls_dir / "server-key.pem"
+    return ca_cert, ca_key
+
+
+def _ensure_server_cert(srv_pem: Path, srv_key_pem: Path, names: list[str], ca_cert, ca_key) -> None:
+    now = datetime.datetime.now(datetime.timezone.utc)
     if srv_pem.exists() and srv_key_pem.exists():
         cert = x509.load_pem_x509_certificate(srv_pem.read_bytes())
         fresh = cert.not_valid_after_utc > now + datetime.timedelta(days=7)
         if fresh and set(names) <= _cert_names(cert) and cert.issuer == ca_cert.subject:
-            return tls_dir
+            return
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "vcluster-lab"),
@@ -101,7 +122,6 @@ def ensure_tls(home: Path, extra_names: list[str] | tuple[str, ...] = ()) -> Pat
             .sign(ca_key, hashes.SHA256()))
     _write_private(srv_key_pem, _key_pem(key))
     srv_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return tls_dir
 
 
 def server_context(tls_dir: Path) -> ssl.SSLContext:

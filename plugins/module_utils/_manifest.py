@@ -394,7 +394,8 @@ def role_entry(info, argument_spec):
             "description": str(info.get("description", "")), "argument_spec": argument_spec,
             "config_schema": info.get("config_schema") or {}, "multiline": list(info.get("multiline") or []),
             "no_log": sorted(k for k, v in argument_spec.items() if isinstance(v, dict) and v.get("no_log")),
-            "watch": watch, "reconfigure": list(info.get("reconfigure") or [])}
+            "watch": watch, "reconfigure": list(info.get("reconfigure") or []),
+            "site_settings": [str(k) for k in info.get("site_settings") or []]}
 
 
 WATCH_FILE = re.compile(r"^/[A-Za-z0-9_./*?-]+$")
@@ -559,6 +560,23 @@ def misplaced_secrets(manifest):
     return errors
 
 
+def site_setting_errors(manifest, catalog, externals=None):
+    """Settings a role reserves to the site (``site_settings`` in meta/vservice.yml) are not a manifest's."""
+    errors = []
+    for index, vs in enumerate(manifest.get("vservices") or []):
+        entry, prefix = contract_of(vs, catalog, externals)
+        reserved = set((entry or {}).get("site_settings") or [])
+        if not reserved:
+            continue
+        allowed = sorted(k[len(prefix):] for k in entry.get("argument_spec") or {}
+                         if k.startswith(prefix) and k[len(prefix):] not in reserved)
+        for key in sorted(k for k in (vs.get("config") or {}) if k in reserved):
+            errors.append("vservices[%d].config.%s: a setting of the site, not of a manifest (the site gives it to "
+                          "the %s vService); a manifest may set %s" % (index, key, vs.get("name"),
+                                                                       ", ".join(allowed) or "nothing"))
+    return errors
+
+
 def secret_errors(manifest, catalog, policy, externals=None):
     """Secrets are references, only for the settings a role marks no_log; the site allows their source."""
     errors = []
@@ -567,7 +585,10 @@ def secret_errors(manifest, catalog, policy, externals=None):
         at = "vservices[%d].config" % index
         entry, _prefix = contract_of(vs, catalog, externals)
         no_log = set((entry or {}).get("no_log") or [])
+        reserved = set((entry or {}).get("site_settings") or [])
         for key, value in config.items():
+            if key in reserved:
+                continue
             ref = secret_ref(value)
             if ref is None:
                 for path, _ref in find_refs(value, [key]):
@@ -687,7 +708,7 @@ def validate(manifest, catalog, validate_spec=None, source="manifest", policy=No
         else:
             errors = text_errors(manifest, _multiline(manifest, catalog, externals))
     if not errors:
-        errors = secret_errors(manifest, catalog, policy, externals)
+        errors = site_setting_errors(manifest, catalog, externals) + secret_errors(manifest, catalog, policy, externals)
     if not errors and validate_spec is not None:
         errors = config_errors(manifest, catalog, validate_spec, externals, resolve)
     if errors:

@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import http.server
 import ipaddress
+import subprocess
 import threading
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import requests
 from podman_helpers import leftovers, new_prefix, podman, shared_base, teardown
 
 from vcluster_lab import site_repo, site_services
+from vcluster_lab.containers import podman_env
 from vcluster_lab.nodes.podman import PodmanDriver, remove_lab
 from vcluster_lab.site_services import ServiceContext, SiteService, SiteServiceError
 
@@ -303,3 +305,90 @@ def test_site_dns_keeps_only_a_hash_of_its_key_and_exports_what_network_reads(tm
     assert dns.env(ctx) == {"VCLUSTER_DNS_API_URL": "http://10.252.0.4:8081", "VCLUSTER_DNS_API_KEY": key,
                             "VCLUSTER_DNS_SERVER_ID": "localhost", "VCLUSTER_DNS_NAMESERVERS": "10.252.0.4",
                             "VCLUSTER_DNS_DOMAIN": "vcluster.internal"}
+
+
+# ------------------------------------------------------------------ the site directory
+def test_site_directory_files_keep_hashes_keys_and_export_what_iam_reads(tmp_path):
+    """The site directory (10.252.0.3): its passwords are made once per lab and the directory's
+    files hold only their {SSHA} hashes; each user's key pair is made once (0600); a second
+    prepare writes nothing; env gives the iam vService its site settings."""
+    from vcluster_lab.services import ldap
+    service = site_services.catalogue()["ldap"]
+    assert service.address == "10.252.0.3"
+    assert service.url_values() == {"URI": "ldaps://10.252.0.3", "STARTTLS_URI": "ldap://10.252.0.3"}
+    ctx = ServiceContext(service, tmp_path, "vctest")
+    service.prepare(ctx)
+    etc = ctx.state_dir / "etc"
+    admin, reader = ctx.secret("admin_password"), ctx.secret("reader_password")
+    texts = {p.name: p.read_text() for p in etc.iterdir()}
+    assert not [name for name, text in texts.items() if admin in text or reader in text]
+    salted = base64.b64decode(texts["reader.hash"].strip()[len("{SSHA}"):])
+    assert hashlib.sha1(reader.encode() + salted[20:]).digest() == salted[:20]
+    assert (etc / "server-key.pem").stat().st_mode & 0o777 == 0o600
+    keys = ctx.state_dir / "keys"
+    for user in ("alice", "bob", "mallory"):
+        assert (keys / user).stat().st_mode & 0o777 == 0o600
+        assert (keys / f"{user}.pub").read_text().split()[1] in texts["seed.ldif"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in etc.iterdir()}
+    service.prepare(ctx)
+    assert {p.name: p.stat().st_mtime_ns for p in etc.iterdir()} == stamps
+    env = service.env(ctx)
+    assert env["VCLUSTER_IAM_URI"] == "ldaps://10.252.0.3" and env["VCLUSTER_IAM_BIND_PASSWORD"] == reader
+    assert env["VCLUSTER_IAM_BASE_DN"] == env["VCLUSTER_LAB_LDAP_BASE_DN"] == ldap.BASE_DN
+    assert env["VCLUSTER_LAB_LDAP_CA_PATH"] == str(tmp_path / "tls" / "ca.pem")
+    assert env["VCLUSTER_LAB_LDAP_USER_KEYS_DIR"] == str(keys)
+    assert min(uid for uid, _group in ldap.USERS.values()) >= 5000
+
+
+def _ldapsearch(network: str, ca: str, image: str, uri: str, *args: str, password: str | None = None):
+    """ldapsearch from a client container on the network, verifying the server with the lab's CA."""
+    argv = ["run", "--rm", "-i", "--network", network, "-v", f"{ca}:/ca.pem:ro", "-e", "LDAPTLS_CACERT=/ca.pem",
+            "-e", "LDAPTLS_REQCERT=demand", image, "ldapsearch", "-LLL", "-o", "nettimeout=10", "-x", "-H", uri]
+    if password is not None:
+        argv += ["-y", "/dev/stdin"]
+    return subprocess.run(["podman", *argv, *args], input=password or "", capture_output=True, text=True,
+                          timeout=120, check=False, env=podman_env())
+
+
+def test_site_directory_serves_users_over_ldaps_to_the_reader_only(private_lab):
+    home, prefix, network = private_lab
+    PodmanDriver(home, prefix=prefix, mgmt_subnet=TEST_SUBNET).ensure_mgmt_network()  # the repository test removes it
+    service = site_services.catalogue()["ldap"]
+    service = dataclasses.replace(service, address=str(ipaddress.ip_network(TEST_SUBNET).network_address + 3))
+    image = site_services.ensure_image(service)
+    ctx = ServiceContext(service, home, prefix, image=image)
+    service.prepare(ctx)
+    assert site_services.run_container(service, ctx, image, network) is True
+    site_services.wait_ready(service, ctx)  # includes the reader's search over LDAPS inside
+    env = service.env(ctx)
+    ca, reader, password = env["VCLUSTER_LAB_LDAP_CA_PATH"], env["VCLUSTER_LAB_LDAP_BIND_DN"], \
+        env["VCLUSTER_LAB_LDAP_BIND_PASSWORD"]
+    base = env["VCLUSTER_LAB_LDAP_BASE_DN"]
+    ldaps = f"ldaps://{service.address}"
+
+    found = _ldapsearch(network, ca, image.ref, ldaps, "-D", reader, "-b", base, "(|(uid=alice)(memberUid=alice))",
+                        "uid", "uidNumber", "homeDirectory", "loginShell", "sshPublicKey", "cn", "userPassword",
+                        password=password)
+    assert found.returncode == 0, found.stderr
+    assert "uid: alice\n" in found.stdout and "uidNumber: 5001\n" in found.stdout
+    assert "homeDirectory: /home/alice\n" in found.stdout and "loginShell: /bin/bash\n" in found.stdout
+    assert "sshPublicKey: ssh-ed25519 " in found.stdout
+    assert {"cn: hpc-users", "cn: hpc-admins"} <= set(found.stdout.splitlines())
+    assert "cn: outsiders" not in found.stdout
+    # StartTLS on 389 too; the reader reads no password, not even its own
+    own = _ldapsearch(network, ca, image.ref, f"ldap://{service.address}", "-ZZ", "-D", reader, "-b", reader,
+                      "-s", "base", "userPassword", "cn", password=password)
+    assert own.returncode == 0, own.stderr
+    assert "cn: reader" in own.stdout and "userPassword" not in own.stdout
+
+    wrong = _ldapsearch(network, ca, image.ref, ldaps, "-D", reader, "-b", base, "(uid=alice)",
+                        password=password + "x")
+    assert wrong.returncode == 49 and "Invalid credentials" in wrong.stderr
+    anonymous = _ldapsearch(network, ca, image.ref, ldaps, "-b", base, "(uid=alice)")
+    assert anonymous.returncode != 0 and "uid: alice" not in anonymous.stdout
+    cleartext = _ldapsearch(network, ca, image.ref, f"ldap://{service.address}", "-D", reader, "-b", base,
+                            "(uid=alice)", password=password)
+    assert cleartext.returncode != 0 and "uid: alice" not in cleartext.stdout  # a simple bind needs TLS
+
+    removed = remove_lab(prefix, keep_images=True)
+    assert f"{prefix}-site-ldap" in removed["containers"]

@@ -102,6 +102,25 @@ def direct_reads() -> set:
     return found
 
 
+def role_secret_reads() -> set:
+    """VCLUSTER_* names a role reads as the fallback of an option it marks no_log (``iam_x or lookup('env', ...)``)."""
+    found = set()
+    for role in (ROOT / "roles").iterdir():
+        specs = role / "meta" / "argument_specs.yml"
+        if not specs.is_file():
+            continue
+        options = ((yaml.safe_load(specs.read_text()) or {}).get("argument_specs", {}).get("main", {}).get("options")
+                   or {})
+        hidden = {name for name, option in options.items() if isinstance(option, dict) and option.get("no_log")}
+        for path in role.rglob("*.yml"):
+            for name, variable in re.findall(
+                    r"\b([a-z][a-z0-9_]*)\s+or\s+lookup\(\s*'(?:ansible\.builtin\.)?env'\s*,\s*'(VCLUSTER_[A-Z0-9_]+)'",
+                    path.read_text()):
+                if name in hidden:
+                    found.add(variable)
+    return found
+
+
 @pytest.fixture(scope="module")
 def plugin_options() -> dict:
     names = [f"hpc.vcluster.{p.stem}" for p in sorted((ROOT / "plugins" / "inventory").glob("[a-z]*.py"))]
@@ -122,8 +141,9 @@ def read_by_code(plugin_options) -> dict:
             for entry in doc.get("env", []):
                 secret = option in ("token", "client_secret") or "secret" in option
                 read.setdefault(entry["name"], []).append((plugin, option, secret, doc.get("choices")))
+    secrets = role_secret_reads()
     for variable in direct_reads():
-        read.setdefault(variable, []).append(("code", variable, False, None))
+        read.setdefault(variable, []).append(("code", variable, variable in secrets, None))
     return {k: v for k, v in read.items() if k.startswith("VCLUSTER_")}
 
 
