@@ -91,6 +91,7 @@ def test_a_killed_compute_node_is_found_reset_and_runs_jobs_again(stack, healthy
     assert checked["rc"] == 0, failed_messages(checked)
     found = debug_lines(checked, "Triage | say what was found")
     assert KILLED in found and "power: off" in found, found
+    assert f"check mode, nothing changed: would reset {KILLED}" in debug_lines(checked, "Say what heal did")
     assert lab_nodes(stack.lab)[KILLED]["power"] != "on", "heal --check powered the node on"
 
     run = heal(stack)
