@@ -66,12 +66,12 @@ constraints: ## refresh the pinned set after editing requirements/dev.in
 	@rm -rf $(CACHE)/venv-freeze
 
 # ---------------------------------------------------------------------------- checks
-.PHONY: test lint sanity unit contract integration molecule molecule-images build-check changelog-lint fresh-root
+.PHONY: test lint sanity unit contract lab-cli integration molecule molecule-images build-check changelog-lint fresh-root
 test: venv
 	@$(BIN)/python -m vcluster_lab.nmn_claim
 	@$(BIN)/python tools/run-suite.py "molecule-images=$(MAKE) molecule-images" \
 	    "lint=$(MAKE) lint" ">unit=$(MAKE) unit" ">build-check=$(MAKE) build-check" ">fresh-root=$(MAKE) fresh-root" \
-	    ">sanity=$(MAKE) sanity" "+contract=$(MAKE) contract" ">integration=$(MAKE) integration" \
+	    ">sanity=$(MAKE) sanity" ">contract=$(MAKE) contract" "+lab-cli=$(MAKE) lab-cli" ">integration=$(MAKE) integration" \
 	    "+molecule=$(MAKE) molecule MOLECULE_JOBS=2"
 
 lint: venv
@@ -115,9 +115,17 @@ fresh-root: venv
 	@echo "== install recipe on a fresh Debian 12 root"
 	@$(BIN)/pytest -q tests/host
 
+# The contract tests run their servers on loopback ports and their site services on a private
+# network: they run in the static lane, beside the integration tests. The one test that starts a
+# whole lab on the NMN (under the range's lock) is `lab-cli`, in the lab lane before integration.
+LAB_CLI_TESTS := tests/lab/test_cli_lifecycle.py
 contract: venv
 	@echo "== lab contract and behaviour tests"
-	@$(BIN)/pytest -q tests/lab
+	@$(BIN)/pytest -q tests/lab --ignore=$(LAB_CLI_TESTS)
+
+lab-cli: venv
+	@echo "== the lab's command line on the NMN: up, power cycle, SSH, down"
+	@$(BIN)/pytest -q $(LAB_CLI_TESTS)
 
 integration: venv
 	@echo "== integration tests against the lab"

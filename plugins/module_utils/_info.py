@@ -9,10 +9,11 @@ from ansible_collections.hpc.vcluster.plugins.module_utils._targets import (
     TARGET_MUTUALLY_EXCLUSIVE, TARGET_REQUIRED_ONE_OF, module_targets, target_argument_spec)
 
 
-def run_target_info(read):
-    """Build the module (``nodes`` or ``label``, ``missing_ok``), resolve its targets, exit with ``read(module, targets)``."""
+def run_target_info(read, extra_spec=None):
+    """Build the module (``nodes`` or ``label``, ``missing_ok``, ``extra_spec``), resolve its targets, exit with ``read(module, targets)``."""
     argument_spec = target_argument_spec()
     argument_spec.update(missing_ok=dict(type="bool", default=False))
+    argument_spec.update(extra_spec or {})
     module = SiteModule(argument_spec, access_control=True, supports_check_mode=True,
                         mutually_exclusive=TARGET_MUTUALLY_EXCLUSIVE, required_one_of=TARGET_REQUIRED_ONE_OF)
 

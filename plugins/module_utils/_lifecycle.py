@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 
 MASK = "********"
 
@@ -186,3 +187,58 @@ def release_manifest(record, secrets_from=None):
         raise LifecycleError("release %s keeps these secrets masked: %s; give a manifest that holds them "
                              "(vcluster_secrets_from)" % (record.get("id"), ", ".join(missing)))
     return manifest
+
+
+# ---------------------------------------------------------------------------- heal
+#: Slurm reasons the lifecycle may act on (heal resets and resumes such nodes): the node validator's
+#: (NHC), the lifecycle's own heal drains, and what slurmctld sets by itself when a node stops
+#: answering. Any other reason is an administrator's (or an update's): heal leaves the node alone.
+HEAL_REASONS = r"^(NHC: |vcluster: heal|Not responding|Node unexpectedly rebooted|Kill task failed|Prolog error|Epilog error)"
+#: SMD states of a node that is not up (Ready and On are)
+_SMD_DOWN = ("Off", "Standby", "Halt", "Empty", "Unknown", "Populated")
+
+
+def _slurm_rows(lines):
+    rows = {}
+    for line in lines or []:
+        parts = (line or "").split("|", 2)
+        if len(parts) == 3 and parts[0]:
+            rows.setdefault(parts[0], (parts[1].strip(), parts[2].strip()))
+    return rows
+
+
+def failed_nodes(nodes, power_state=None, components=None, sinfo=None, reasons=HEAL_REASONS):
+    """The failed nodes among ``nodes``, and those an administrator took out (left alone).
+
+    ``nodes``: [{xname, host, slurm_name, node_group, heal}], ``heal`` false for nodes heal only
+    reports (service nodes); ``power_state``: {xname: on|off|undefined} (power_info);
+    ``components``: {xname: {state, flag}} (SMD); ``sinfo``: ``%N|%T|%E`` lines (``None``: Slurm was
+    not read). Returns ``{"failed": {xname: {host, node_group, heal, what: [...]}}, "left": {xname: reason}}``.
+    """
+    pattern = re.compile(reasons or HEAL_REASONS)
+    rows = _slurm_rows(sinfo)
+    failed, left = {}, {}
+    for node in nodes:
+        x = node["xname"]
+        what = []
+        power = (power_state or {}).get(x)
+        if power is not None and power != "on":
+            what.append("power: %s" % power)
+        comp = (components or {}).get(x) or {}
+        if comp.get("state") in _SMD_DOWN:
+            what.append("management plane: state %s" % comp["state"])
+        if comp.get("flag") == "Alert":
+            what.append("management plane: flag Alert")
+        row = rows.get(node.get("slurm_name") or "")
+        if row is not None:
+            state, reason = row
+            out = re.match(r"^(down|drain|fail)", state) is not None
+            if out and reason and reason != "none" and not pattern.search(reason):
+                left[x] = "slurm: %s (%s)" % (state, reason)
+                continue
+            if out or state.endswith("*"):
+                what.append("slurm: %s%s" % (state, " (%s)" % reason if reason and reason != "none" else ""))
+        if what:
+            failed[x] = {"host": node.get("host") or x, "node_group": node.get("node_group") or "",
+                         "heal": bool(node.get("heal", True)), "what": what}
+    return {"failed": failed, "left": left}

@@ -32,6 +32,13 @@ options:
       - With O(label), a label that does not exist has no members (an empty answer) instead of an error.
     type: bool
     default: false
+  smd_state:
+    description:
+      - Also read each node's state and flag on the management plane (SMD C(State/Components), one bulk call), which
+        tells a node that died (V(Standby), flag V(Alert)) from one that was powered off. See RV(components).
+    type: bool
+    default: false
+    version_added: "0.3.0"
 seealso:
   - module: hpc.vcluster.power
   - module: hpc.vcluster.boot_params_info
@@ -79,6 +86,12 @@ management_state:
   returned: always
   type: list
   elements: str
+components:
+  description: With O(smd_state), each node's SMD C(state) and C(flag) (a node SMD does not know is left out).
+  returned: when O(smd_state) is true
+  type: dict
+  sample: {x1000c0s0b0n0: {state: Ready, flag: OK}, x1000c0s1b0n0: {state: Standby, flag: Alert}}
+  version_added: "0.3.0"
 errors:
   description: Nodes PCS reports an error for, with the error (such nodes have power V(undefined)).
   returned: always
@@ -92,17 +105,22 @@ from ansible_collections.hpc.vcluster.plugins.module_utils._info import run_targ
 def read(module, targets):
     status = module.clients.pcs.power_status(targets) if targets else {}
     power = dict((x, item.get("powerState") or "undefined") for x, item in status.items())
-    return {
+    result = {
         "power_state": power,
         "management_state": dict((x, item.get("managementState") or "") for x, item in status.items()),
         "on": sorted(x for x, p in power.items() if p == "on"),
         "off": sorted(x for x, p in power.items() if p == "off"),
         "errors": dict((x, item["error"]) for x, item in status.items() if item.get("error")),
     }
+    if module.params.get("smd_state"):
+        comps = module.clients.smd.components_by_ids(targets) if targets else []
+        result["components"] = dict((c["ID"], {"state": c.get("State", ""), "flag": c.get("Flag", "")})
+                                    for c in comps if c.get("ID"))
+    return result
 
 
 def main():
-    run_target_info(read)
+    run_target_info(read, dict(smd_state=dict(type="bool", default=False)))
 
 
 if __name__ == "__main__":

@@ -68,8 +68,10 @@ STACK_MANIFEST = ROOT / "examples" / "vclusters" / "stack.yml"
 class Stack:
     """The deployed stack: its manifest file, the first deploy's stats, and its nodes' addresses."""
 
-    def __init__(self, lab: Lab, manifest: Path, stats: dict, workdir: Path):
+    def __init__(self, lab: Lab, manifest: Path, stats: dict, workdir: Path, output: str = ""):
         self.lab, self.manifest, self.stats, self.workdir = lab, manifest, stats, workdir
+        #: the first deploy's output (what an operator's log would hold)
+        self.output = output
         #: checks a test registers to run after the stack is destroyed (e.g. its DNS zone is gone)
         self.after_destroy: list = []
         reply = lab.session().get(lab.url + "/lab/v1/nodes", timeout=30)
@@ -106,7 +108,7 @@ def stack(lab, tmp_path_factory):
     assert deployed["rc"] == 0, f"deploying the stack failed: {failed_messages(deployed)}"
     instance = None
     try:
-        instance = Stack(lab, path, deployed["stats"], workdir)
+        instance = Stack(lab, path, deployed["stats"], workdir, deployed["output"])
         yield instance
     finally:
         destroyed = run_site_playbook(lab, "openchami", "destroy", workdir, extra_vars={"vcluster_manifest": str(path)})

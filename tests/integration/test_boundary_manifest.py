@@ -230,7 +230,7 @@ def encodings(value: str) -> set[str]:
 
 def credential_values(lab) -> set[str]:
     """The lab's own secrets: client secrets, passwords and the S3 secret key of credentials.json, the tokens of both
-    faces, the SSH key."""
+    faces, the site directory's bind password and the site DNS's API key (in the deploy's environment), the SSH key."""
     found = set()
 
     def walk(item):
@@ -242,7 +242,7 @@ def credential_values(lab) -> set[str]:
     for face in ("openchami", "csm"):
         env = lab.env(face)
         for key in ("LAB_ACCESS_TOKEN", lab.token_variable, "VCLUSTER_CLIENT_SECRET", "VCLUSTER_TOKEN",
-                    "VCLUSTER_S3_SECRET_KEY"):
+                    "VCLUSTER_S3_SECRET_KEY", "VCLUSTER_IAM_BIND_PASSWORD", "VCLUSTER_DNS_API_KEY"):
             if env.get(key):
                 found.add(env[key])
     key_lines = Path(lab.env()["VCLUSTER_LAB_SSH_KEY"]).read_text().splitlines()

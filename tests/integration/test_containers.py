@@ -85,6 +85,13 @@ def test_second_deploy_changes_nothing(stack):
     assert changed == {}, f"second deploy changed something: {changed}"
     # the play reached the stack's nodes (controller steps run on the play's first host)
     assert {"nid000005", "nid000006"} <= set(again["stats"]), again["stats"]
+    # the vServices that watch their files were not applied again (every node hashes as recorded);
+    # network, whose records live on the site DNS, was: it checks them at every run
+    tasks = again["tasks"]
+    for watched in ("Config | the drop-in (paths and settings)", "Plugstack | the drop-in (the plugin and its options)",
+                    "Config | storage.conf (rootless storage per user, node-local)", "Munge | munged runs"):
+        assert all(r.get("skipped") for r in tasks.get(watched, {}).values()), (watched, tasks.get(watched))
+    assert any(not r.get("skipped") for r in tasks["Resolver | resolv.conf"].values()), tasks["Resolver | resolv.conf"]
 
 
 def test_second_lab_start_builds_no_package(stack):

@@ -334,6 +334,11 @@ def run_site_playbook(lab, face: str, name: str, tmp_path: Path, extra_vars: dic
     proc = subprocess.run(argv, capture_output=True, text=True, env=full_env, cwd=str(tmp_path), timeout=3000,
                           check=False)
     seconds = time.monotonic() - started
+    keep = os.environ.get("VCLUSTER_TEST_KEEP_RUNS")
+    if keep:  # a directory: each run's output is kept there, to read task times and failures afterwards
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        (Path(keep) / f"{time.strftime('%H%M%S')}-{name}-{face}{'-check' if check else ''}.out").write_text(
+            proc.stdout + proc.stderr)
     out = {}
     if callback.endswith("json"):
         try:

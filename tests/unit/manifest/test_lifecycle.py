@@ -2,6 +2,7 @@
 import pytest
 
 from ansible_collections.hpc.vcluster.plugins.module_utils._lifecycle import (
+    failed_nodes,
     LifecycleError, batches, node_changes, release_manifest, vservice_changes)
 
 N = ["x1000c0s%db0n0" % i for i in range(4)]
@@ -68,3 +69,26 @@ def test_release_manifest_drops_recipes_keeps_ims_ids_and_fills_secrets():
     assert out["nodes"]["compute"]["image"] == {"name": "arm", "tag": "1"}
     assert out["vservices"][0]["config"] == {"munge_key_b64": "s3cr3t", "x": 1}
     assert record["manifest"]["vservices"][0]["config"]["munge_key_b64"] == "********"
+
+
+def test_failed_nodes_from_power_smd_and_slurm_leave_an_administrators_drain_alone():
+    nodes = [{"xname": "x%d" % i, "host": "nid%d" % i, "slurm_name": "nid%d" % i, "node_group": "compute", "heal": True}
+             for i in range(6)]
+    nodes[5]["heal"] = False
+    power = {"x0": "on", "x1": "off", "x2": "on", "x3": "on", "x4": "off", "x5": "on"}
+    smd = {"x0": {"state": "Ready", "flag": "OK"}, "x1": {"state": "Standby", "flag": "Alert"},
+           "x2": {"state": "Ready", "flag": "OK"}, "x3": {"state": "Ready", "flag": "OK"},
+           "x4": {"state": "Off", "flag": "OK"}, "x5": {"state": "Ready", "flag": "OK"}}
+    sinfo = ["nid0|idle|none", "nid1|down*|Not responding", "nid2|drained|NHC: check_ps_service: cron",
+             "nid3|idle*|none", "nid4|drained|admin: disk swap", "nid5|mixed|none"]
+    out = failed_nodes(nodes, power, smd, sinfo)
+    assert sorted(out["failed"]) == ["x1", "x2", "x3"]
+    assert out["failed"]["x1"]["what"] == ["power: off", "management plane: state Standby", "management plane: flag Alert",
+                                          "slurm: down* (Not responding)"]
+    assert out["failed"]["x2"]["what"] == ["slurm: drained (NHC: check_ps_service: cron)"]
+    assert out["left"] == {"x4": "slurm: drained (admin: disk swap)"}
+    # an update's drain is not heal's either; without Slurm, power and SMD still tell
+    assert failed_nodes(nodes[:1], {"x0": "on"}, {}, ["nid0|drained|vcluster: update"])["left"]
+    assert failed_nodes(nodes[1:2], {"x1": "off"}, None, None)["failed"]["x1"]["what"] == ["power: off"]
+    assert failed_nodes(nodes, {x: "on" for x in power}, {}, ["nid%d|idle|none" % i for i in range(6)]) == \
+        {"failed": {}, "left": {}}

@@ -21,6 +21,16 @@ def test_power_info_reads_a_label_without_transitions(rsps, kind):
     assert set(res["errors"]) == {N2} and res["management_state"][N0] == "available"
 
 
+def test_power_info_reads_smd_state_in_one_call(rsps):
+    smd = FakeSmd(rsps)
+    smd.add_group("vc_blue", [N0, N1])
+    smd.components[1].update(State="Standby", Flag="Alert")
+    FakePcs(rsps, power={N0: "on", N1: "off"})
+    res = run(power_info.main, {"label": "vc_blue", "smd_state": True})
+    assert res["components"] == {N0: {"state": "Ready", "flag": "OK"}, N1: {"state": "Standby", "flag": "Alert"}}
+    assert "components" not in run(power_info.main, {"label": "vc_blue"})
+
+
 def test_power_info_missing_label(rsps):
     FakeSmd(rsps)
     FakePcs(rsps)
