@@ -116,15 +116,16 @@ fresh-root: venv
 	@$(BIN)/pytest -q tests/host
 
 # The contract tests run their servers on loopback ports and their site services on a private
-# network: they run in the static lane, beside the integration tests. The one test that starts a
-# whole lab on the NMN (under the range's lock) is `lab-cli`, in the lab lane before integration.
-LAB_CLI_TESTS := tests/lab/test_cli_lifecycle.py
+# network: they run in the static lane, beside the integration tests. The tests that take the
+# ranges' lock (a whole lab on the NMN; the claim itself) are `lab-cli`, in the lab lane before
+# integration: in the static lane they would wait for the integration session to end.
+LAB_CLI_TESTS := tests/lab/test_cli_lifecycle.py tests/lab/test_nmn_claim.py
 contract: venv
 	@echo "== lab contract and behaviour tests"
-	@$(BIN)/pytest -q tests/lab --ignore=$(LAB_CLI_TESTS)
+	@$(BIN)/pytest -q tests/lab $(addprefix --ignore=,$(LAB_CLI_TESTS))
 
 lab-cli: venv
-	@echo "== the lab's command line on the NMN: up, power cycle, SSH, down"
+	@echo "== the lab's command line on the NMN: up, power cycle, SSH, down; the ranges' claim"
 	@$(BIN)/pytest -q $(LAB_CLI_TESTS)
 
 integration: venv
