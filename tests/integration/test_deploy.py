@@ -3,7 +3,9 @@
 Proves, with real playbooks, real podman nodes, real munge/slurmctld/slurmd and SSH:
 - a bad manifest (wrong type, unknown vService, capital label, missing field) stops the
   deploy before any change, with a message that names the field;
-- the same manifest file deploys through the OpenCHAMI face and a Slurm job runs on it;
+- the same manifest file deploys through the OpenCHAMI face and a Slurm job runs on it, although
+  a compute node dies in the middle of that deploy: the deploy finishes on the healthy nodes, names
+  the dead one and keeps it out of Slurm; after the node is repaired, heal brings it in;
 - a second deploy changes nothing (changed=0 on every host);
 - destroy gives the nodes back (label gone, nodes off), and a deploy through the CSM face
   of the same file works again;
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from pathlib import Path
 
 import ansible_runner
@@ -69,10 +73,33 @@ def srun(lab, computes: int) -> list[str]:
     return sorted(proc.stdout.split())
 
 
+#: the compute node that dies in the middle of the first deploy (the plan takes the first two)
+KILLED = "x1000c0s1b0n0"
+
+
+def kill_when(lab, xname: str, image: str, probe: str, killed: dict, timeout: float = 900) -> None:
+    """Kill ``xname`` (the lab's fault switch: it stays dead) once it has booted ``image`` and ``probe``
+    succeeds on it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not killed.get("stop"):
+        node = lab_nodes(lab)[xname]
+        if image in node["boot_image"] and lab.ssh(node["ip"], probe, timeout=5).returncode == 0:
+            lab.run("fault", "--kill", xname)
+            killed["at"] = time.monotonic()
+            return
+        time.sleep(1)
+
+
+def sinfo(lab, node: str) -> str:
+    controller = lab_nodes(lab)["x3000c0s0b0n0"]["ip"]
+    return lab.ssh(controller, f"sinfo --noheader --Node --nodes {node} --format '%T|%E'").stdout.strip()
+
+
 def test_one_manifest_two_faces_destroy_redeploy(lab, tmp_path):
     try:
         deploy_on_both_faces(lab, tmp_path)
     finally:
+        lab.run("fault", "--revive", KILLED, check=False)
         restore_nodes(lab)
 
 
@@ -80,9 +107,32 @@ def deploy_on_both_faces(lab, tmp_path):
     path = tmp_path / "itest.yml"
     path.write_text(yaml.safe_dump(MANIFEST))
 
-    rc, stats, output = run_playbook(lab, "openchami", "deploy", path, tmp_path)
-    assert rc == 0, failures(output)
+    # a compute node dies while the Slurm vService is being applied to it (slurmd's drop-in is there)
+    killed = {}
+    killer = threading.Thread(target=kill_when, args=(
+        lab, KILLED, MANIFEST["image"]["name"], "test -e /etc/systemd/system/slurmd.service.d/hpc-vcluster.conf", killed))
+    killer.start()
+    try:
+        rc, stats, output = run_playbook(lab, "openchami", "deploy", path, tmp_path)
+    finally:
+        killed["stop"] = True
+        killer.join()
+    (tmp_path / "deploy-with-a-dead-node.out").write_text(output)
+    assert "at" in killed, "the node was never killed (its munge key never appeared)"
+    # the healthy nodes are deployed and run jobs; the dead one is named and kept out of Slurm
+    dead = lab_nodes(lab)[KILLED]["hostname"]
+    assert rc != 0, "the deploy hid the dead node"
+    summary = [line for line in output.splitlines() if "FAILED, left out" in line]
+    assert summary and KILLED in summary[0] and "hpc.vcluster.heal" in summary[0], failures(output)
     assert "itest" in labels(lab, "openchami")
+    assert srun(lab, 1) == ["nid000001"]
+    state = sinfo(lab, dead)
+    assert state.split("|")[0].rstrip("*~#") in ("down", "drained", "draining", "unknown"), state
+    # repaired, it comes back through heal, and both compute nodes run jobs
+    lab.run("fault", "--revive", KILLED)
+    healed = run_playbook(lab, "openchami", "heal", path, tmp_path)
+    (tmp_path / "heal.out").write_text(healed[2])
+    assert healed[0] == 0, failures(healed[2])
     hosts = srun(lab, 2)
     assert len(hosts) == 2 and all(h.startswith("nid0000") for h in hosts), hosts
     # the 3 members took part (the first play runs on every host, so that --limit works; its steps run once).
