@@ -55,7 +55,7 @@ def token(key, sub: str, lifetime: int, email: bool = True) -> str:
     claims = {"iss": ISSUER, "sub": sub, "preferred_username": sub, "aud": "firecrest", "iat": now - 5,
               "exp": now + lifetime, "scope": "openid"}
     if email:
-        claims["email"] = f"{sub}@molecule.invalid"
+        claims.update(email=f"{sub}@molecule.invalid", given_name=sub.capitalize(), family_name="Molecule")
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": KID})
 
 
