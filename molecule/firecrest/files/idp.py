@@ -43,7 +43,7 @@ class Handler(BaseHTTPRequestHandler):
         secret = (form.get("client_secret") or [""])[0]
         header = self.headers.get("Authorization", "")
         if header.lower().startswith("basic "):
-            client_id, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+            client_id, _sep, secret = base64.b64decode(header[6:]).decode().partition(":")
             client_id, secret = unquote(client_id), unquote(secret)
         if (form.get("grant_type") or [""])[0] != "client_credentials":
             self.reply(400, {"error": "unsupported_grant_type"})
