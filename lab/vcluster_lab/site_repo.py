@@ -193,6 +193,13 @@ BUILDER_IMAGE = "vclab-debbuild"
 BUILDER_PACKAGES = ("dpkg-dev", "fakeroot", "squashfs-tools", "xz-utils", "ca-certificates")
 #: The io.vcluster.build label marks build containers (tests check none is left behind).
 BUILD_LABEL = "io.vcluster.build"
+
+
+def _build_labels() -> tuple[str, ...]:
+    """The labels of the lab's build containers: the kind, and who asked (VCLUSTER_BUILD_OWNER, as the
+    image module does), so that a test session counts only its own leftovers."""
+    owner = os.environ.get("VCLUSTER_BUILD_OWNER", "")
+    return ("--label", f"{BUILD_LABEL}=site-repo") + (("--label", f"{BUILD_LABEL}.owner={owner}") if owner else ())
 SUITE = "bookworm"
 MAINTAINER = "vcluster lab site repository <repo@vcluster-lab.invalid>"
 _NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
@@ -337,7 +344,7 @@ class _Builder:
         args = []
         for vol in self.volumes:
             args += ["-v", vol]
-        podman("run", "-d", "--name", self.name, "--label", f"{BUILD_LABEL}=site-repo", *RUN_OPTIONS,
+        podman("run", "-d", "--name", self.name, *_build_labels(), *RUN_OPTIONS,
                "--network", "none", *args, "--entrypoint", "/bin/sleep", self.image, "infinity",
                what="site repository: builder container")
         return self
@@ -430,7 +437,7 @@ def stale_facts(recipes: dict[str, dict], done: dict[str, dict], log: Log = _qui
         return []
     script = "".join(f"printf '%s %s=%s\\n' {_shq(n)} {f} \"$({cmd})\"\n"
                      for n, facts in sorted(asked.items()) for f, cmd in sorted(facts.items()))
-    proc = podman("run", "--rm", "--label", f"{BUILD_LABEL}=site-repo", *RUN_OPTIONS, "--network", "none",
+    proc = podman("run", "--rm", *_build_labels(), *RUN_OPTIONS, "--network", "none",
                   "--entrypoint", "/bin/sh", ref, "-ec", script, check=False, what="site repository: build facts")
     if proc.returncode != 0:
         raise RepoError(f"site repository: asking the builder for its facts failed: {proc.stderr.strip()[-300:]}")
@@ -563,7 +570,7 @@ chmod -R a+rX /repo
 """
     name = f"{images.CACHE_PREFIX}-build-{secrets.token_hex(4)}"
     try:
-        proc = podman("run", "--rm", "--name", name, "--label", f"{BUILD_LABEL}=site-repo", *RUN_OPTIONS,
+        proc = podman("run", "--rm", "--name", name, *_build_labels(), *RUN_OPTIONS,
                       "--network", "none", "-v", f"{staging}:/repo", "-v", f"{gnupg}:/gnupg",
                       "--entrypoint", "/bin/sh", repo_image, "-ec", script, check=False,
                       what="site repository: apt index")

@@ -29,6 +29,9 @@ RECIPE_FORMAT = 1
 OCI = "org.openchami.image."
 VC = "io.vcluster.image."
 BUILD_LABEL = "io.vcluster.build"
+#: Who asked for a build (an AWX job, a CI session): copied into the build container's
+#: ``io.vcluster.build.owner`` label so a leftover container says whose it is.
+BUILD_OWNER_ENV = "VCLUSTER_BUILD_OWNER"
 INIT_CMD = 'CMD ["/sbin/init"]'
 PKG_MANAGERS = ("apt", "dnf", "zypper")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -277,6 +280,9 @@ def build(podman, recipe, name, tags, parent_ref, parent_digest, sha, builder, b
     container = "vcbuild-%s-%s" % (name[:40], secrets.token_hex(4))
     run_args = ["run", "-d", "--name", container, "--label", "%s=1" % BUILD_LABEL,
                 "--label", "%s.image=%s" % (BUILD_LABEL, refs[0])]
+    owner = os.environ.get(BUILD_OWNER_ENV, "")
+    if owner:
+        run_args += ["--label", "%s.owner=%s" % (BUILD_LABEL, owner)]
     if network:
         run_args += ["--network", network]
     run_args += list(extra_run_args) + ["--entrypoint", "/bin/sleep", parent_ref, "infinity"]

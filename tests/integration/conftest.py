@@ -15,25 +15,31 @@ from vc_lab import NODES, ROOT, Lab, failed_messages, free_port, podman, run_sit
 from vcluster_lab.nmn_claim import SECOND_SITE, claim_nmn
 
 
-def _build_containers() -> set[str]:
-    """The image module's build containers on this machine (``vcbuild-*``, labelled io.vcluster.build)."""
-    out = podman("ps", "-a", "--format", "{{.ID}} {{.Names}}", "--filter", "label=io.vcluster.build", check=False)
-    return {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
+#: This session's builds carry this owner (the image module and the lab copy VCLUSTER_BUILD_OWNER into
+#: their build containers' labels); set before any lab or playbook starts, inherited by every subprocess.
+BUILD_OWNER = os.environ.setdefault("VCLUSTER_BUILD_OWNER", "pytest-" + secrets.token_hex(4))
 
 
-def _lab_left_nothing(instance: Lab, down, builds_before: set[str]) -> None:
-    """The lab's containers are gone, and so are the build containers this session's runs made.
+def _build_containers() -> dict[str, str]:
+    """This session's build containers (image module ``vcbuild-*`` and the lab's site-repository builders):
+    id -> name and what it built. Other checkouts building on the machine at the same time carry
+    another owner and are not counted."""
+    out = podman("ps", "-a", "--format", "{{.ID}} {{.Names}} {{.Labels}}",
+                 "--filter", f"label=io.vcluster.build.owner={BUILD_OWNER}", check=False)
+    return {line.split()[0]: line.split(None, 1)[1] for line in out.stdout.splitlines() if line.strip()}
 
-    Other checkouts on the machine may be building images at the same time (their containers
-    carry the same label): build containers that existed before the session are not this
-    session's; new ones get two minutes to finish before they count as left behind."""
+
+def _lab_left_nothing(instance: Lab, down, builds_before: dict[str, str]) -> None:
+    """The lab's containers are gone, and so are the build containers this session's runs made
+    (a build still running gets two minutes to finish before it counts as left behind)."""
     left = podman("ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{instance.prefix}-", check=False)
     assert down.returncode == 0, down.stderr
     assert not left.stdout.strip(), f"the lab left containers behind: {left.stdout}"
     deadline = time.monotonic() + 120
-    while (builds := _build_containers() - builds_before) and time.monotonic() < deadline:
+    while (builds := set(_build_containers()) - set(builds_before)) and time.monotonic() < deadline:
         time.sleep(5)
-    assert not builds, f"image builds left containers behind: {sorted(builds)}"
+    left_builds = {k: v for k, v in _build_containers().items() if k in builds}
+    assert not left_builds, f"image builds left containers behind: {left_builds}"
 
 
 @pytest.fixture(scope="session")

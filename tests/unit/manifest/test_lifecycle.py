@@ -83,8 +83,8 @@ def test_failed_nodes_from_power_smd_and_slurm_leave_an_administrators_drain_alo
              "nid3|idle*|none", "nid4|drained|admin: disk swap", "nid5|mixed|none"]
     out = failed_nodes(nodes, power, smd, sinfo)
     assert sorted(out["failed"]) == ["x1", "x2", "x3"]
-    assert out["failed"]["x1"]["what"] == ["power: off", "management plane: state Standby", "management plane: flag Alert",
-                                          "slurm: down* (Not responding)"]
+    assert out["failed"]["x1"]["what"] == [
+        "power: off", "management plane: state Standby", "management plane: flag Alert", "slurm: down* (Not responding)"]
     assert out["failed"]["x2"]["what"] == ["slurm: drained (NHC: check_ps_service: cron)"]
     assert out["left"] == {"x4": "slurm: drained (admin: disk swap)"}
     # an update's drain is not heal's either; without Slurm, power and SMD still tell
