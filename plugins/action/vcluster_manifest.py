@@ -12,6 +12,7 @@ returns.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -70,6 +71,25 @@ def load_catalog(roles_dir):
     return catalog
 
 
+def _unknown_setting(name, options):
+    """What an unknown setting is told: the settings the role takes, in order; a role with many
+    (the Slurm role) gets as many as fit in a line, the count of the others and the closest
+    names, so that a misspelt option still finds its right spelling."""
+    names = sorted(str(option) for option in options)
+    text = "unknown setting; it takes %s" % ", ".join(names)
+    if len(text) <= 480:
+        return text
+    shown, used = [], 0
+    for option in names:
+        if used + len(option) + 2 > 400:
+            break
+        shown.append(option)
+        used += len(option) + 2
+    text = "unknown setting; it takes %s and %d more" % (", ".join(shown), len(names) - len(shown))
+    close = difflib.get_close_matches(str(name), names, n=3)
+    return text + ("; did you mean %s?" % " or ".join(close) if close else "")
+
+
 def validate_spec(spec, params):
     """Role argument-spec errors for a vService's config, as (variable path, message).
 
@@ -84,7 +104,7 @@ def validate_spec(spec, params):
         options = spec
         for part in path[:-1]:
             options = (options.get(part) or {}).get("options") or {}
-        out.append((".".join(str(p) for p in path), "unknown setting; it takes %s" % ", ".join(sorted(options))))
+        out.append((".".join(str(p) for p in path), _unknown_setting(path[-1], options)))
     for error in result.errors:
         if type(error).__name__ != "UnsupportedError":
             out.append(("", str(getattr(error, "msg", error))))
