@@ -20,6 +20,11 @@ DBPASS = "db-Pa55-w0rd-unit"
 @pytest.fixture(autouse=True)
 def dbpass(monkeypatch):
     monkeypatch.setenv("VCLUSTER_SECRET_TEST_DBPASS", DBPASS)
+    # the secrets examples/vclusters/users.yml refers to (an operator's environment sets them)
+    monkeypatch.setenv("VCLUSTER_SECRET_EIGER_DBPASS", DBPASS)
+    monkeypatch.setenv("VCLUSTER_SECRET_FIRECREST_EIGER", "client-secret-of-the-example")
+    monkeypatch.setenv("VCLUSTER_SECRET_FIRECREST_SSH_KEY", "-----BEGIN OPENSSH PRIVATE KEY-----\nexample\n"
+                       "-----END OPENSSH PRIVATE KEY-----\n")
 
 
 def checked(path, policy=None):
