@@ -5,7 +5,8 @@ Proves, with real playbooks, real podman nodes, real munge/slurmctld/slurmd and 
   deploy before any change, with a message that names the field;
 - the same manifest file deploys through the OpenCHAMI face and a Slurm job runs on it, although
   a compute node dies in the middle of that deploy: the deploy finishes on the healthy nodes, names
-  the dead one and keeps it out of Slurm; after the node is repaired, heal brings it in;
+  the dead one and keeps it out of Slurm; after the node is repaired, heal --check names it and changes
+  nothing, and heal resets it and brings it in;
 - a second deploy changes nothing (changed=0 on every host);
 - destroy gives the nodes back (label gone, nodes off), and a deploy through the CSM face
   of the same file works again;
@@ -23,7 +24,8 @@ from pathlib import Path
 import ansible_runner
 import yaml
 
-from vc_lab import CONTAINERS_CONF, PLAYBOOK, ROOT, failures, lab_nodes, labels, restore_nodes, run_playbook
+from vc_lab import (CONTAINERS_CONF, PLAYBOOK, ROOT, debug_messages, failed_messages, failures, lab_nodes, labels,
+                    restore_nodes, run_playbook, run_site_playbook)
 
 MANIFEST = {
     "apiVersion": "hpc.vcluster/v1",
@@ -128,11 +130,25 @@ def deploy_on_both_faces(lab, tmp_path):
     assert srun(lab, 1) == ["nid000001"]
     state = sinfo(lab, dead)
     assert state.split("|")[0].rstrip("*~#") in ("down", "drained", "draining", "unknown"), state
-    # repaired, it comes back through heal, and both compute nodes run jobs
+    # repaired (the lab keeps a killed node dead until --revive), it is a node that crashed and can boot again:
+    # heal --check --diff names it and changes nothing; heal finds it (power off), powers it on, applies its
+    # vServices, and both compute nodes run jobs
     lab.run("fault", "--revive", KILLED)
-    healed = run_playbook(lab, "openchami", "heal", path, tmp_path)
-    (tmp_path / "heal.out").write_text(healed[2])
-    assert healed[0] == 0, failures(healed[2])
+    assert lab_nodes(lab)[KILLED]["power"] != "on"
+    heal = {"vcluster_manifest": str(path)}
+    checked = run_site_playbook(lab, "openchami", "heal", tmp_path, extra_vars=heal, check=True, diff=True)
+    (tmp_path / "heal-check.out").write_text(checked["output"])
+    assert checked["rc"] == 0, failed_messages(checked)
+    found = debug_messages(checked, "Triage | say what was found")
+    assert KILLED in found and "power: off" in found, found
+    assert f"check mode, nothing changed: would reset {KILLED}" in debug_messages(checked, "Say what heal did")
+    assert lab_nodes(lab)[KILLED]["power"] != "on", "heal --check powered the node on"
+    healed = run_site_playbook(lab, "openchami", "heal", tmp_path, extra_vars=heal)
+    (tmp_path / "heal.out").write_text(healed["output"])
+    assert healed["rc"] == 0, failed_messages(healed)
+    said = debug_messages(healed, "Say what heal did")
+    assert f"healed: {KILLED}" in said and "no failed attempt" in said, said
+    assert lab_nodes(lab)[KILLED]["power"] == "on"
     hosts = srun(lab, 2)
     assert len(hosts) == 2 and all(h.startswith("nid0000") for h in hosts), hosts
     # the 3 members took part (the first play runs on every host, so that --limit works; its steps run once).

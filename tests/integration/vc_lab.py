@@ -360,3 +360,8 @@ def failed_messages(result: dict) -> list[str]:
     msgs = [f"{name} on {host}: {r.get('msg')}" for name, hosts in result["tasks"].items() for host, r in hosts.items()
             if isinstance(r, dict) and r.get("failed")]
     return msgs or [result["output"][-3000:]]
+
+
+def debug_messages(result: dict, task: str) -> str:
+    """The msg of every host's result of a debug task of a run_site_playbook result, as JSON text to search."""
+    return json.dumps([r.get("msg") for r in result["tasks"].get(task, {}).values()])
