@@ -24,7 +24,8 @@ import yaml
 from . import daemon, home as labhome, images, preflight, site_services
 from .client import LabClient, LabError
 from .nodes.base import DriverError
-from .inventory_data import MGMT_ENV, MGMT_NETWORK, SITE_NETWORKS
+from .nodes.podman import NODE_TLS_DIR
+from .inventory_data import MGMT_ENV, MGMT_NETWORK, SITE_NETWORKS, mgmt_gateway, mgmt_network
 from .ssh import ensure_key, key_path, wait_for_login
 from .tokens import Credentials
 
@@ -236,6 +237,22 @@ def lab_env(home: Path, face: str) -> dict[str, str]:
         env["VCLUSTER_IMS_PUBLIC_KEY"] = Path(str(key_path(home)) + ".pub").read_text().strip()
     if labhome.read_state(home).get("driver", "podman") == "podman":
         env.update(site_services.env(home, labhome.resolve_prefix(home)))
+        env.update(firecrest_site_env(home, port, env.get("VCLUSTER_LAB_REPO_URL", "")))
+    return env
+
+
+def firecrest_site_env(home: Path, port: int, repo_url: str) -> dict[str, str]:
+    """The firecrest vService's site settings (what roles/firecrest reads from VCLUSTER_FIRECREST_*): the
+    site IdP (the lab's Keycloak realm, which the nodes reach on the management gateway), the site
+    repository, and the service's TLS files that the lab's PKI puts on every node."""
+    idp = f"http://{mgmt_gateway(mgmt_network(labhome.resolve_mgmt_network(home)))}:{port}" \
+          "/keycloak/realms/shasta/protocol/openid-connect"
+    env = {"VCLUSTER_FIRECREST_JWKS_URL": idp + "/certs", "VCLUSTER_FIRECREST_TOKEN_URL": idp + "/token",
+           "VCLUSTER_FIRECREST_TLS_CERT_PATH": f"{NODE_TLS_DIR}/host.pem",
+           "VCLUSTER_FIRECREST_TLS_KEY_PATH": f"{NODE_TLS_DIR}/host-key.pem",
+           "VCLUSTER_FIRECREST_TLS_CA_PATH": f"{NODE_TLS_DIR}/ca.pem"}
+    if repo_url:
+        env["VCLUSTER_FIRECREST_SITE_REPOSITORY_URL"] = repo_url.rstrip("/")
     return env
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vc_lab import NODES, ROOT, Lab, failed_messages, free_port, podman, run_site_playbook
 from vcluster_lab.nmn_claim import SECOND_SITE, claim_nmn
@@ -102,6 +104,12 @@ def stack(lab, tmp_path_factory):
     is destroyed at the end of the session.
     """
     workdir = tmp_path_factory.mktemp("stack")
+    # the secrets stack.yml's firecrest vService references (the controller resolves them; the second
+    # deploys of the session see the same): the service's SSH key, made for the session, and its
+    # service account's secret at the lab's IdP (the Keycloak realm's client, the CSM face's)
+    os.environ.setdefault("VCLUSTER_SECRET_STACK_FIRECREST_SSH_KEY", Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode())
+    os.environ["VCLUSTER_SECRET_STACK_FIRECREST_CLIENT"] = lab.env("csm")["VCLUSTER_CLIENT_SECRET"]
     reply = lab.session().post(lab.url + "/lab/v1/nodes", timeout=900, json={
         "compute": max(NODES, 4) + 2, "service": 2, "power_on": True, "wait": True})
     reply.raise_for_status()

@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from .. import images
+from .. import images, tls
 from .. import inventory_data as inv
 from ..containers import (LAB_LABEL, NODE_LABEL, PREFIX_LABEL, RUN_OPTIONS, XNAME_LABEL, PodmanError, image_id,
                           is_lab_row, lab_filter, lab_labels, lab_prefix, podman, podman_json, wait_systemd)
@@ -96,6 +96,10 @@ def holder_text(net: dict) -> str:
         return (f"podman network {net['name']} (lab {prefix}: 'VCLUSTER_LAB_PREFIX={prefix} "
                 "vcluster-lab down' if it is yours; two labs cannot share the NMN range)")
     return f"podman network {net['name']} (not a lab's: 'podman network rm {net['name']}' if it is unused)"
+
+
+#: Where a node finds its host certificate, key and the site's CA (:meth:`PodmanDriver.node_tls`).
+NODE_TLS_DIR = "/etc/vcluster-lab/tls"
 
 
 class PodmanDriver:
@@ -207,6 +211,21 @@ class PodmanDriver:
         nets = (info or {}).get("NetworkSettings", {}).get("Networks") or {}
         return sorted(n for n in nets if n.startswith(f"{self.prefix}-vlan"))
 
+    def node_tls(self, node: NodeSpec) -> Path:
+        """The site PKI's files for ``node`` (mounted read-only at :data:`NODE_TLS_DIR`): its host
+        certificate for its address, host name and xname, and for localhost (a service's own health
+        check on the node) (``host.pem``, ``host-key.pem`` 0600),
+        signed by the lab's CA (``ca.pem``), as a site's PKI provisions its nodes; a service on the
+        node (FirecREST) serves TLS with them. Issued once, kept while it names the node."""
+        where = self.home / "tls" / "nodes" / node.xname
+        where.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tls.issue_server_cert(self.home, where / "host.pem", where / "host-key.pem",
+                              [node.ip, node.hostname, node.xname, "localhost", "127.0.0.1"])
+        ca = (self.home / "tls" / "ca.pem").read_bytes()
+        if not (where / "ca.pem").is_file() or (where / "ca.pem").read_bytes() != ca:
+            (where / "ca.pem").write_bytes(ca)
+        return where
+
     def _create(self, node: NodeSpec, image: str, vlans: list[str]) -> None:
         ip = ipaddress.IPv4Address(node.ip)
         if ip not in self.mgmt_subnet:
@@ -225,6 +244,7 @@ class PodmanDriver:
                "--label", f"{IP_LABEL}={node.ip}", "--label", f"{MAC_LABEL}={mac}",
                "--systemd=always", *RUN_OPTIONS, *node_devices(node.nid), *nets,
                "-v", f"{self.pubkey}:/root/.ssh/authorized_keys:ro",
+               "-v", f"{self.node_tls(node)}:{NODE_TLS_DIR}:ro",
                image, what=f"node {node.xname}: power on from {image}")
 
     def _remove(self, xname: str) -> None:

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -236,6 +237,54 @@ class _RequestHandler(WSGIRequestHandler):
         log.warning("%s %s", self.address_string(), format % args)
 
 
+#: What the management network's gateway serves the nodes: the site IdP's token service only
+#: (JWKS and token endpoints of both faces), for services on a vCluster that check users' tokens
+#: (FirecREST). Everything else of the control plane stays on the loopback interface.
+NODE_TOKEN_PATHS = frozenset({
+    "/keycloak/realms/shasta/protocol/openid-connect/token",
+    "/keycloak/realms/shasta/protocol/openid-connect/certs",
+    "/keycloak/realms/shasta/.well-known/openid-configuration",
+    "/oauth2/token", "/.well-known/jwks.json", "/keys", "/.well-known/openid-configuration"})
+
+
+def token_service_only(app: Any) -> Any:
+    """``app`` answering :data:`NODE_TOKEN_PATHS` only (404 for anything else)."""
+    def wsgi(environ, start_response):
+        if environ.get("PATH_INFO", "") in NODE_TOKEN_PATHS:
+            return app(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"the management network serves the site's token service only\n"]
+    return wsgi
+
+
+def _serve_token_service(app: Any, port: int, stop: threading.Event, servers: list) -> None:
+    """The token service on the management gateway (plain HTTP, as the nodes' network is the site's
+    management network), bound as soon as the network's bridge exists (podman makes it with the
+    first container on it), until ``stop``."""
+    try:
+        gateway = mgmt_gateway()
+    except ValueError:
+        return
+    while not stop.is_set():
+        try:  # the address is the host's once the bridge exists (werkzeug exits on a failed bind)
+            with socket.socket() as probe:
+                probe.bind((gateway, 0))
+        except OSError:
+            stop.wait(2)
+            continue
+        try:
+            server = make_server(gateway, port, token_service_only(app), threaded=True,
+                                 request_handler=_RequestHandler)
+        except (OSError, SystemExit):
+            log.warning("token service for the nodes: cannot listen on %s:%d", gateway, port)
+            return
+        server.daemon_threads = True
+        servers.append(server)
+        log.info("token service for the nodes on http://%s:%d", gateway, port)
+        server.serve_forever()
+        return
+
+
 def serve(home: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, driver_name: str = "podman",
           tls: bool = True, *, faults: dict | None = None, extra_names: list[str] | None = None,
           pid_file: bool = True, ready: Any = None) -> None:
@@ -256,6 +305,13 @@ def serve(home: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, driver_
     if pid_file:
         pid_path.write_text(f"{os.getpid()}\n")
 
+    # the nodes reach the token service on the management network's gateway (podman driver only)
+    node_servers: list = []
+    node_stop = threading.Event()
+    if driver_name == "podman":
+        threading.Thread(target=_serve_token_service, args=(app, server.server_port, node_stop, node_servers),
+                         daemon=True, name="node-token-service").start()
+
     def _stop(signum, frame):
         threading.Thread(target=server.shutdown, daemon=True).start()
     if threading.current_thread() is threading.main_thread():  # signals can only be set there
@@ -269,6 +325,9 @@ def serve(home: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, driver_
     try:
         server.serve_forever()
     finally:
+        node_stop.set()
+        for node_server in list(node_servers):  # not waited for: the process ends
+            threading.Thread(target=node_server.shutdown, daemon=True).start()
         app.extensions["vclab"].shutdown()
         # server.pid stays: whoever stops the server waits for this pid to be gone (not for the
         # file to go, which would come before the interpreter has finished exiting) and removes it

@@ -25,6 +25,10 @@ def dbpass(monkeypatch):
     monkeypatch.setenv("VCLUSTER_SECRET_FIRECREST_EIGER", "client-secret-of-the-example")
     monkeypatch.setenv("VCLUSTER_SECRET_FIRECREST_SSH_KEY", "-----BEGIN OPENSSH PRIVATE KEY-----\nexample\n"
                        "-----END OPENSSH PRIVATE KEY-----\n")
+    # ... and those of examples/vclusters/stack.yml (tests/integration/conftest.py sets them)
+    monkeypatch.setenv("VCLUSTER_SECRET_STACK_FIRECREST_CLIENT", "client-secret-of-the-stack")
+    monkeypatch.setenv("VCLUSTER_SECRET_STACK_FIRECREST_SSH_KEY", "-----BEGIN OPENSSH PRIVATE KEY-----\nexample\n"
+                       "-----END OPENSSH PRIVATE KEY-----\n")
 
 
 def checked(path, policy=None):
