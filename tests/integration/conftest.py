@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 import time
 from pathlib import Path
 
@@ -94,6 +95,14 @@ class Stack:
 
     def ssh(self, group: str, command: str, index: int = 0, timeout: float = 300):
         return self.lab.ssh(self.ips[group][index], command, timeout=timeout)
+
+    def user_ssh(self, user: str, group: str, command: str, index: int = 0, timeout: float = 120):
+        """``command`` run over SSH as directory user ``user`` on a node of ``group``, with the user's own key."""
+        key = Path(self.lab.env()["VCLUSTER_LAB_LDAP_USER_KEYS_DIR"]) / user
+        argv = ["ssh", "-i", str(key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=30",
+                f"{user}@{self.ips[group][index]}", command]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="session")

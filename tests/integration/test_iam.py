@@ -15,21 +15,9 @@ hpc-admins, mallory only in outsiders):
 """
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 import pytest
 
 ALICE_UID = 5001
-
-
-def user_ssh(stack, user: str, group: str, command: str, index: int = 0, timeout: float = 120):
-    """``command`` run over SSH as directory user ``user`` on a node of ``group``, with the user's own key."""
-    key = Path(stack.lab.env()["VCLUSTER_LAB_LDAP_USER_KEYS_DIR"]) / user
-    argv = ["ssh", "-i", str(key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=30",
-            f"{user}@{stack.ips[group][index]}", command]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +31,7 @@ def directory(stack):
 def test_directory_user_logs_in_with_the_key_from_the_directory(stack, directory):
     # no authorized_keys of alice's on the node: the key can only come from the directory
     assert stack.ssh("service", "test ! -e /home/alice/.ssh/authorized_keys").returncode == 0
-    proc = user_ssh(stack, "alice", "service", "id; echo HOME=$HOME; test -d $HOME && stat -c '%U %a' $HOME")
+    proc = stack.user_ssh("alice", "service", "id; echo HOME=$HOME; test -d $HOME && stat -c '%U %a' $HOME")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert f"uid={ALICE_UID}(alice)" in out, out
@@ -52,7 +40,7 @@ def test_directory_user_logs_in_with_the_key_from_the_directory(stack, directory
 
 
 def test_srun_as_a_directory_user_runs_as_that_user_on_both_compute_nodes(stack, directory):
-    proc = user_ssh(stack, "alice", "service", "srun -N2 sh -c 'echo $(id -un) $(id -u) $SLURMD_NODENAME'",
+    proc = stack.user_ssh("alice", "service", "srun -N2 sh -c 'echo $(id -un) $(id -u) $SLURMD_NODENAME'",
                     timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = sorted(line for line in proc.stdout.splitlines() if line.strip())
@@ -65,10 +53,10 @@ def test_user_outside_the_allowed_groups_is_refused(stack, directory):
     assert resolved.returncode == 0 and "outsiders" in resolved.stdout, resolved.stdout + resolved.stderr
     # ... and her key is valid, but she is not in hpc-users: refused on every group's nodes
     for group in ("service", "compute"):
-        proc = user_ssh(stack, "mallory", group, "id")
+        proc = stack.user_ssh("mallory", group, "id")
         assert proc.returncode != 0 and "uid=" not in proc.stdout, (group, proc.stdout)
     # bob, in hpc-users, gets in on a compute node too
-    bob = user_ssh(stack, "bob", "compute", "id -un")
+    bob = stack.user_ssh("bob", "compute", "id -un")
     assert bob.returncode == 0 and bob.stdout.strip() == "bob", bob.stderr
 
 

@@ -114,15 +114,6 @@ done(True)
 '''
 
 
-def user_ssh(stack, user: str, group: str, command: str, index: int = 0, timeout: float = 120):
-    """``command`` run over SSH as directory user ``user`` on a node of ``group``, with the user's own key."""
-    key = Path(stack.lab.env()["VCLUSTER_LAB_LDAP_USER_KEYS_DIR"]) / user
-    argv = ["ssh", "-i", str(key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=30",
-            f"{user}@{stack.ips[group][index]}", command]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-
-
 def _service_public_key() -> str:
     key = serialization.load_ssh_private_key(os.environ["VCLUSTER_SECRET_STACK_FIRECREST_SSH_KEY"].encode(), None)
     return key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
@@ -228,7 +219,7 @@ def test_sacct_shows_the_users_job(stack, firecrest_run):
     jobid = firecrest_run["jobid"]
     deadline = time.monotonic() + 90
     while True:
-        proc = user_ssh(stack, "alice", "service", f"sacct -X -n -P -o JobID,User,State,NodeList -j {jobid}")
+        proc = stack.user_ssh("alice", "service", f"sacct -X -n -P -o JobID,User,State,NodeList -j {jobid}")
         rows = [line.split("|") for line in proc.stdout.splitlines() if line.strip()]
         if rows and rows[0][2] == "COMPLETED" or time.monotonic() > deadline:
             break
@@ -236,13 +227,13 @@ def test_sacct_shows_the_users_job(stack, firecrest_run):
     assert proc.returncode == 0, proc.stderr
     assert rows == [[jobid, "alice", "COMPLETED", LOGIN]], proc.stdout
     # all of alice's jobs of the session (the FirecREST one, and srun's of test_iam when it ran) are hers
-    mine = user_ssh(stack, "alice", "service", "sacct -X -n -P -o JobID,User -S now-3hours")
+    mine = stack.user_ssh("alice", "service", "sacct -X -n -P -o JobID,User -S now-3hours")
     assert mine.returncode == 0 and jobid in mine.stdout, mine.stdout + mine.stderr
     assert {line.split("|")[1] for line in mine.stdout.splitlines() if line.strip()} == {"alice"}, mine.stdout
 
 
 def test_slurmrestd_answers_alices_token_and_refuses_others(stack, firecrest_run):
-    token = user_ssh(stack, "alice", "service", "scontrol token lifespan=600")
+    token = stack.user_ssh("alice", "service", "scontrol token lifespan=600")
     assert token.returncode == 0 and token.stdout.startswith("SLURM_JWT="), token.stdout + token.stderr
     jwt_value = token.stdout.strip().split("=", 1)[1]
     base = f"http://{stack.ips['service'][0]}:{RESTD_PORT}"
