@@ -41,7 +41,7 @@ def test_directory_user_logs_in_with_the_key_from_the_directory(stack, directory
 
 def test_srun_as_a_directory_user_runs_as_that_user_on_both_compute_nodes(stack, directory):
     proc = stack.user_ssh("alice", "service", "srun -N2 sh -c 'echo $(id -un) $(id -u) $SLURMD_NODENAME'",
-                    timeout=300)
+                          timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = sorted(line for line in proc.stdout.splitlines() if line.strip())
     assert lines == sorted(f"alice {ALICE_UID} {h}" for h in ("nid000005", "nid000006")), proc.stdout
