@@ -79,7 +79,7 @@ class Stack:
 
     def __init__(self, lab: Lab, manifest: Path, stats: dict, workdir: Path, output: str = ""):
         self.lab, self.manifest, self.stats, self.workdir = lab, manifest, stats, workdir
-        #: the first deploy's output (what an operator's log would hold)
+        #: the first deploy's output, at -vvvv (what an operator's log would hold)
         self.output = output
         #: checks a test registers to run after the stack is destroyed (e.g. its DNS zone is gone)
         self.after_destroy: list = []
@@ -127,7 +127,9 @@ def stack(lab, tmp_path_factory):
     manifest["image"]["recipe"] = str((STACK_MANIFEST.parent / manifest["image"]["recipe"]).resolve())
     path = workdir / "stack.yml"
     path.write_text(yaml.safe_dump(manifest, sort_keys=False))
-    deployed = run_site_playbook(lab, "openchami", "deploy", workdir, extra_vars={"vcluster_manifest": str(path)})
+    # at -vvvv, as an operator chasing a problem runs it: the tests look for the vServices' secrets in this output
+    deployed = run_site_playbook(lab, "openchami", "deploy", workdir, extra_vars={"vcluster_manifest": str(path)},
+                                 args=("-vvvv",))
     assert deployed["rc"] == 0, f"deploying the stack failed: {failed_messages(deployed)}"
     instance = None
     try:

@@ -11,7 +11,7 @@ hpc-admins, mallory only in outsiders):
   through SSSD there) and the job runs with her UID;
 - mallory resolves on the nodes (the directory is read) but is refused at login, with her
   own valid key: access is the allowed groups', not the directory's;
-- the bind password of the site's directory is in no output of the stack's deploys.
+- the bind password of the site's directory is in no output of the stack's first deploy (at -vvvv).
 """
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ def test_user_outside_the_allowed_groups_is_refused(stack, directory):
 def test_bind_password_is_in_no_deploy_output(stack, directory):
     password = directory["VCLUSTER_IAM_BIND_PASSWORD"]
     assert len(password) >= 12
+    assert "ESTABLISH" in stack.output, "the stack's deploy log is not at -vvvv"
     assert password not in stack.output
     # on the nodes it is only in the root-only drop-in SSSD reads
     found = stack.ssh("compute", "stat -c '%a %U' /etc/sssd/conf.d/50-hpc-vcluster-iam-bind.conf")

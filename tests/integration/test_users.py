@@ -16,7 +16,8 @@ node is the first compute node (homes are node-local on this vCluster).
 - ``sacct``, as alice, shows her job;
 - slurmrestd answers alice's request with her token from ``scontrol token`` (ping, jobs), and
   refuses one without a token and one with a forged token;
-- the firecrest vService's secrets are in no output of the stack's first deploy.
+- the firecrest vService's secrets, and Slurm's (slurmdbd's database password, the JWT key, the
+  munge key), are in no output of the stack's first deploy, which runs at -vvvv.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import jwt
@@ -217,15 +219,22 @@ def test_firecrest_refuses_expired_foreign_and_other_issuer_tokens(firecrest_run
 def test_sacct_shows_the_users_job(stack, firecrest_run):
     assert firecrest_run["ok"], json.dumps(firecrest_run, indent=1)
     jobid = firecrest_run["jobid"]
+    # -D: every record of that id (one CI run once saw "2|root|COMPLETED" for -j 2, a record that was
+    # not FirecREST's job); the job is told by its name, and the failure message lists every job seen
+    fields = "JobID,User,State,NodeList,JobName"
     deadline = time.monotonic() + 90
     while True:
-        proc = stack.user_ssh("alice", "service", f"sacct -X -n -P -o JobID,User,State,NodeList -j {jobid}")
+        proc = stack.user_ssh("alice", "service", f"sacct -D -X -n -P -o {fields} -j {jobid}")
         rows = [line.split("|") for line in proc.stdout.splitlines() if line.strip()]
-        if rows and rows[0][2] == "COMPLETED" or time.monotonic() > deadline:
+        ours = [row[:4] for row in rows if row[4:] == ["fc-users"]]
+        if ours and ours[0][2] == "COMPLETED" or time.monotonic() > deadline:
             break
         time.sleep(3)
     assert proc.returncode == 0, proc.stderr
-    assert rows == [[jobid, "alice", "COMPLETED", LOGIN]], proc.stdout
+    if ours != [[jobid, "alice", "COMPLETED", LOGIN]] or len(rows) != 1:
+        every = stack.ssh("service", f"sacct -a -D -X -n -P -o {fields},Submit -S now-3hours; "
+                          "scontrol show config | grep -iE 'StateSave|FirstJobId|MaxJobId'; ls -la /var/spool/slurmctld")
+        pytest.fail(f"sacct -D -j {jobid} as alice: {proc.stdout!r}; every job of the session:\n{every.stdout}{every.stderr}")
     # all of alice's jobs of the session (the FirecREST one, and srun's of test_iam when it ran) are hers
     mine = stack.user_ssh("alice", "service", "sacct -X -n -P -o JobID,User -S now-3hours")
     assert mine.returncode == 0 and jobid in mine.stdout, mine.stdout + mine.stderr
@@ -258,6 +267,7 @@ def test_slurmrestd_answers_alices_token_and_refuses_others(stack, firecrest_run
 
 
 def test_firecrest_secrets_are_in_no_deploy_output(stack):
+    assert "ESTABLISH" in stack.output and "<" in stack.output, "the stack's deploy log is not at -vvvv"
     for name in ("VCLUSTER_SECRET_STACK_FIRECREST_CLIENT", "VCLUSTER_SECRET_STACK_FIRECREST_SSH_KEY"):
         secret = os.environ[name].strip()
         assert len(secret) >= 16
@@ -267,3 +277,15 @@ def test_firecrest_secrets_are_in_no_deploy_output(stack):
     found = stack.ssh("service", "stat -c '%a %U %n' /etc/firecrest/secrets/ssh_key /etc/firecrest/secrets/client_secret")
     assert found.stdout.split("\n")[:2] == ["600 firecrest /etc/firecrest/secrets/ssh_key",
                                             "600 firecrest /etc/firecrest/secrets/client_secret"], found.stdout
+
+
+def test_slurm_secrets_are_in_no_deploy_output(stack):
+    """The secrets the slurm vService makes on the nodes (none in the manifest): not in the -vvvv deploy log."""
+    assert "ESTABLISH" in stack.output, "the stack's deploy log is not at -vvvv"
+    found = stack.ssh("service", "sed -n 's/^StoragePass=//p' /etc/slurm/slurmdbd.conf; "
+                      "base64 -w0 /etc/slurm/jwt_hs256.key; echo; base64 -w0 /etc/munge/munge.key; echo")
+    values = found.stdout.splitlines()
+    assert found.returncode == 0 and len(values) == 3 and all(len(v) >= 16 for v in values), found.stdout + found.stderr
+    for what, value in zip(("slurmdbd's database password", "the JWT key (base64)", "the munge key (base64)"), values):
+        for form in {value, value.rstrip("="), urllib.parse.quote(value, safe="")}:
+            assert form not in stack.output, what

@@ -342,7 +342,8 @@ def run_site_playbook(lab, face: str, name: str, tmp_path: Path, extra_vars: dic
     out = {}
     if callback.endswith("json"):
         try:
-            start = proc.stdout.index("{")
+            # the document starts on a line of its own; at -vvvv, lines with braces come before it
+            start = 0 if proc.stdout.startswith("{\n") else proc.stdout.find("\n{\n") + 1 or proc.stdout.index("{")
             out = json.JSONDecoder().raw_decode(proc.stdout[start:])[0]
         except ValueError:
             out = {}
