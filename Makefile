@@ -199,3 +199,10 @@ bench-layer1: venv
 .PHONY: bench-lifecycle
 bench-lifecycle: venv
 	@$(BIN)/pytest -q -s -p no:cacheprovider tests/integration/bench_lifecycle.py
+
+# Deploy and heal with the lab's faults on (20 % 5xx, latency, tokens of 30 s) against a run without: on a lab of
+# its own (1 service + 2 compute nodes, under the NMN claim); prints seconds, retries and state checks, writes
+# .bench/faults.json.
+.PHONY: bench-faults
+bench-faults: venv
+	@$(BIN)/python tools/bench_faults.py

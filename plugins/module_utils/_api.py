@@ -12,6 +12,7 @@ headers, token replies, request bodies) ever goes into an error or a log line.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 import traceback
@@ -31,6 +32,27 @@ USER_AGENT = "hpc.vcluster/0.1.0"
 RETRY_ANY_METHOD = frozenset((429, 502, 503, 504))
 # A 500 may have been half-processed: retry only methods that are idempotent.
 IDEMPOTENT_METHODS = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS"))
+# When set, the transport appends one JSON line per retry, read-back and token refresh to this file
+# (method, path, status: never a header or a body); make bench-faults counts them.
+RETRY_LOG_ENV = "VCLUSTER_API_RETRY_LOG"
+
+
+class ReadBack(object):
+    """What ``Transport.request`` returns when a create's reply was lost (a 500, a dropped connection) and
+    reading back found the object there: the call took effect, and ``json()`` is what the read gave."""
+
+    status_code = 200
+    reason = "OK (read back)"
+    request = None
+
+    def __init__(self, value):
+        self.value = value
+        self.headers = {}
+        self.content = json.dumps(value).encode("utf-8") if value not in (None, True) else b""
+        self.text = self.content.decode("utf-8")
+
+    def json(self):
+        return self.value
 
 
 class ApiError(Exception):
@@ -95,6 +117,22 @@ class Transport(object):
         self.session.headers["Accept"] = "application/json"
         self.session.verify = site.verify
         self.request_count = 0
+        self.retry_count = 0
+
+    def _note(self, event, method, path, status=None):
+        """Count a retry, read-back or token refresh; with VCLUSTER_API_RETRY_LOG set, log it (no secrets)."""
+        if event == "retry":
+            self.retry_count += 1
+        log = os.environ.get(RETRY_LOG_ENV)
+        if not log:
+            return
+        line = json.dumps({"time": round(time.time(), 3), "event": event, "method": method, "path": path.split("?", 1)[0],
+                           "status": status})
+        try:
+            with open(log, "a") as handle:
+                handle.write(line + "\n")
+        except (IOError, OSError):
+            pass
 
     def _delay(self, attempt, response=None):
         retry_after = response.headers.get("Retry-After") if response is not None else None
@@ -112,12 +150,20 @@ class Transport(object):
         return {"Authorization": "Bearer %s" % token} if token else {}
 
     def request(self, method, url, service="api", params=None, json_body=None, data=None, headers=None,
-                auth=True, expect=None, timeout=None, basic_auth=None):
+                auth=True, expect=None, timeout=None, basic_auth=None, idempotent=None, read_back=None):
         """Send one call; returns the response or raises ApiError.
 
         ``expect``: statuses that count as success (default: any 2xx).
+        ``idempotent``: whether sending the call twice does no more than once (default: by method; a POST
+        that only queries, or that asks for an end state, says True). Such calls are retried after a 500
+        or a connection lost after sending, as GET, PUT and DELETE are.
+        ``read_back``: for a create that is not idempotent, a function that reads the object back: None
+        when it is absent, else what was read. After a 500 or a lost reply it is called: present means
+        the call took effect (a ``ReadBack`` holding the read is returned), absent means it did not and
+        the call is sent again. Without it, such a call is not retried (a duplicate could be made).
         """
         method = method.upper()
+        safe = (method in IDEMPOTENT_METHODS) if idempotent is None else bool(idempotent)
         call_headers = dict(headers or {})
         refreshed = False
         attempt = 0
@@ -144,8 +190,16 @@ class Transport(object):
                 raise ApiError("%s: the request could not be sent (%s); check that the token is one line with no "
                                "spaces" % (label, type(exc).__name__), method=method, url=url)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                if attempt < self.retries and (method in IDEMPOTENT_METHODS or isinstance(exc, requests.exceptions.ConnectTimeout)
-                                               or _never_sent(exc)):
+                unsent = isinstance(exc, requests.exceptions.ConnectTimeout) or _never_sent(exc)
+                if attempt < self.retries and (safe or unsent):
+                    self._note("retry", method, path, None)
+                    self._sleep(self._delay(attempt))
+                    attempt += 1
+                    continue
+                if attempt < self.retries and read_back is not None:
+                    found = self._read_back(read_back, method, path, None)
+                    if found is not None:
+                        return ReadBack(found)
                     self._sleep(self._delay(attempt))
                     attempt += 1
                     continue
@@ -154,10 +208,19 @@ class Transport(object):
             status = response.status_code
             if status == 401 and auth and self.token_source is not None and not refreshed and self.token_source.can_refresh():
                 refreshed = True
+                self._note("refresh", method, path, status)
                 self.token_source.refresh()
                 continue
-            retryable = status in RETRY_ANY_METHOD or (status == 500 and method in IDEMPOTENT_METHODS)
+            retryable = status in RETRY_ANY_METHOD or (status == 500 and safe)
             if retryable and attempt < self.retries:
+                self._note("retry", method, path, status)
+                self._sleep(self._delay(attempt, response))
+                attempt += 1
+                continue
+            if status == 500 and read_back is not None and attempt < self.retries:
+                found = self._read_back(read_back, method, path, status)
+                if found is not None:
+                    return ReadBack(found)
                 self._sleep(self._delay(attempt, response))
                 attempt += 1
                 continue
@@ -173,6 +236,17 @@ class Transport(object):
                 hint = "; the token is valid but not allowed to do this"
             raise ApiError("%s: %d %s: %s%s" % (label, status, response.reason or "", detail, hint),
                            status=status, method=method, url=url, detail=detail, body=_safe_body(response))
+
+    def _read_back(self, read_back, method, path, status):
+        """Whether a create whose reply was lost took effect: what ``read_back`` read (None: absent).
+
+        The read is itself retried as any GET is; an error while reading is raised (the caller's call
+        is then in an unknown state, and saying so beats making a duplicate)."""
+        self._note("read-back", method, path, status)
+        found = read_back()
+        if found is None:
+            self._note("retry", method, path, status)
+        return found
 
     def get_json(self, url, service="api", params=None, expect=None, auth=True):
         return decode_json(self.request("GET", url, service=service, params=params, expect=expect, auth=auth), service)

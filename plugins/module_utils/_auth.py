@@ -13,13 +13,19 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import time
 
 from ansible_collections.hpc.vcluster.plugins.module_utils._api import ApiError, problem_detail, requests
 from ansible_collections.hpc.vcluster.plugins.module_utils._site import TOKEN_AUTH_METHOD, token_env_name
 
-# Renew a fetched token this many seconds before it expires.
+# Renew a fetched token this many seconds before it expires (a quarter of its life for short-lived ones:
+# a token of 30 s would otherwise be fetched again before every call).
 EXPIRY_MARGIN = 30
+# A token request answered with one of these (or lost on the way) is sent again: asking for a token
+# changes nothing on the site, so this is safe whatever the server did.
+TOKEN_RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
+TOKEN_RETRIES = 4
 
 
 def jwt_claims(token):
@@ -104,7 +110,7 @@ class ClientCredentials(TokenSource):
     """OAuth2 client-credentials grant (CSM Keycloak ``admin-client``, OpenCHAMI hydra clients)."""
 
     def __init__(self, token_url, client_id, client_secret, verify=True, timeout=30, auth_method="post", scope=None,
-                 session=None):
+                 session=None, sleep=time.sleep, retries=TOKEN_RETRIES):
         self.token_url = token_url
         self.client_id = client_id
         self.client_secret = client_secret
@@ -116,6 +122,9 @@ class ClientCredentials(TokenSource):
         self._session = session
         self._token = None
         self._expires = 0.0
+        self._margin = EXPIRY_MARGIN
+        self._sleep = sleep
+        self.retries = retries
         self.fetch_count = 0
 
     def _fetch(self):
@@ -129,14 +138,25 @@ class ClientCredentials(TokenSource):
             form["client_id"] = self.client_id
             form["client_secret"] = self.client_secret
         session = self._session or requests
-        try:
-            self.fetch_count += 1
-            response = session.post(self.token_url, data=form, auth=basic, verify=self.verify, timeout=self.timeout,
-                                    headers={"Accept": "application/json"})
-        except requests.exceptions.SSLError:
-            raise ApiError("TOKEN POST %s: TLS verification failed; set ca_path to the site's CA bundle" % self.token_url)
-        except requests.exceptions.RequestException as exc:
-            raise ApiError("TOKEN POST %s: cannot reach the token endpoint (%s)" % (self.token_url, type(exc).__name__))
+        attempt = 0
+        while True:
+            try:
+                self.fetch_count += 1
+                response = session.post(self.token_url, data=form, auth=basic, verify=self.verify, timeout=self.timeout,
+                                        headers={"Accept": "application/json"})
+            except requests.exceptions.SSLError:
+                raise ApiError("TOKEN POST %s: TLS verification failed; set ca_path to the site's CA bundle" % self.token_url)
+            except requests.exceptions.RequestException as exc:
+                if attempt < self.retries and isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+                    self._sleep(_backoff(attempt))
+                    attempt += 1
+                    continue
+                raise ApiError("TOKEN POST %s: cannot reach the token endpoint (%s)" % (self.token_url, type(exc).__name__))
+            if response.status_code in TOKEN_RETRY_STATUSES and attempt < self.retries:
+                self._sleep(_backoff(attempt))
+                attempt += 1
+                continue
+            break
         if response.status_code != 200:
             raise ApiError("TOKEN POST %s: %d %s: %s; check client_id and client_secret" % (
                 self.token_url, response.status_code, response.reason or "", problem_detail(response)),
@@ -148,17 +168,19 @@ class ClientCredentials(TokenSource):
             raise ApiError("TOKEN POST %s: the reply has no access_token" % self.token_url)
         lifetime = body.get("expires_in")
         exp = jwt_claims(token).get("exp")
+        now = time.time()
         if isinstance(lifetime, (int, float)):
-            self._expires = time.time() + float(lifetime)
+            self._expires = now + float(lifetime)
         elif isinstance(exp, (int, float)):
             self._expires = float(exp)
         else:
-            self._expires = time.time() + 300
+            self._expires = now + 300
+        self._margin = min(EXPIRY_MARGIN, max(0.0, self._expires - now) / 4.0)
         self._token = token
         return token
 
     def get(self):
-        if self._token is None or time.time() > self._expires - EXPIRY_MARGIN:
+        if self._token is None or time.time() > self._expires - self._margin:
             return self._fetch()
         return self._token
 
@@ -167,6 +189,10 @@ class ClientCredentials(TokenSource):
 
     def refresh(self):
         return self._fetch()
+
+
+def _backoff(attempt):
+    return min(8.0, 0.5 * (2 ** attempt)) * random.uniform(0.5, 1.0)
 
 
 def build_token_source(site, options, environ=None):

@@ -82,7 +82,8 @@ class BssClient(object):
         for field, value in (("kernel", kernel), ("initrd", initrd), ("params", params)):
             if value is not None:
                 body[field] = value
-        self.transport.request("PATCH", self._url(), service="bss", json_body=body)
+        # the fields are set to the values given: sent twice, the same result
+        self.transport.request("PATCH", self._url(), service="bss", json_body=body, idempotent=True)
 
     def delete(self, hosts):
         """Remove the boot parameters of ``hosts``."""

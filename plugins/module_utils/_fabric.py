@@ -48,16 +48,17 @@ class FabricClient(object):
             return None
         return decode_json(response, "fabric")
 
-    def _send(self, method, path, body=None, expect=None):
+    def _send(self, method, path, body=None, expect=None, idempotent=None, read_back=None):
         return decode_json(self.transport.request(method, self.base + path, service="fabric", json_body=body,
-                                                  expect=expect), "fabric")
+                                                  expect=expect, idempotent=idempotent, read_back=read_back), "fabric")
 
     # -- VLANs ---------------------------------------------------------------------------
     def vlan(self, vlan_id):
         return self._get("/vlans/%d" % int(vlan_id), missing_ok=True)
 
     def create_vlan(self, vlan_id, name):
-        return self._send("POST", "/vlans", {"id": int(vlan_id), "name": name, "status": "ONLINE"})
+        return self._send("POST", "/vlans", {"id": int(vlan_id), "name": name, "status": "ONLINE"},
+                          read_back=lambda: self.vlan(vlan_id))
 
     def delete_vlan(self, vlan_id):
         self.transport.request("DELETE", self.base + "/vlans/%d" % int(vlan_id), service="fabric", expect=(200, 204, 404))
@@ -71,7 +72,7 @@ class FabricClient(object):
         body = {"documentSelfLink": name, "allowedVlans": [link], "isUntaggedAllowed": bool(native)}
         if native:
             body["nativeVlanId"] = link
-        return self._send("POST", "/port-policies", body)
+        return self._send("POST", "/port-policies", body, read_back=lambda: self.policy(name))
 
     def delete_policy(self, name):
         self.transport.request("DELETE", self.base + "/port-policies/%s" % name, service="fabric",
@@ -102,7 +103,8 @@ class FabricClient(object):
         return result
 
     def set_port_policies(self, port_link, links):
-        return self._send("PATCH", "/ports/%s" % link_name(port_link), {"portPolicyLinks": list(links)})
+        # the port's whole list of policies is set: sent twice, the same result
+        return self._send("PATCH", "/ports/%s" % link_name(port_link), {"portPolicyLinks": list(links)}, idempotent=True)
 
     def patch_ports(self, changes):
         """Set ``portPolicyLinks`` of many ports, ``[(port link, links)]``: every PATCH is sent even when one

@@ -16,6 +16,7 @@ from ansible_collections.hpc.vcluster.plugins.module_utils._api import ApiError,
 from ansible_collections.hpc.vcluster.plugins.module_utils._wait import wait_for
 
 OPERATIONS = ("on", "off", "soft-off", "soft-restart", "hard-restart", "init", "force-off")
+END_STATE_OPERATIONS = frozenset(("on", "off", "soft-off", "force-off"))
 FINISHED = ("completed", "aborted")
 TASK_COUNT_KEYS = ("total", "new", "in-progress", "failed", "succeeded", "un-supported")
 
@@ -31,7 +32,7 @@ class PcsClient(object):
         xnames = sorted(set(xnames))
         if xnames:
             body = decode_json(self.transport.request("POST", self.base + "/power-status", service="pcs",
-                                                      json_body={"xname": xnames}), "pcs") or {}
+                                                      json_body={"xname": xnames}, idempotent=True), "pcs") or {}
             for item in body.get("status") or []:
                 result[item.get("xname")] = item
         for xname in xnames:
@@ -47,8 +48,10 @@ class PcsClient(object):
         body = {"operation": operation, "location": [{"xname": x} for x in sorted(xnames)]}
         if deadline_minutes is not None:
             body["taskDeadlineMinutes"] = int(deadline_minutes)
-        reply = decode_json(self.transport.request("POST", self.base + "/transitions", service="pcs",
-                                                   json_body=body), "pcs") or {}
+        # on, off, soft-off and force-off ask for an end state: sent twice, they do no more than once, so a
+        # 500 is retried; a restart or init sent twice would restart twice, so those are not
+        reply = decode_json(self.transport.request("POST", self.base + "/transitions", service="pcs", json_body=body,
+                                                   idempotent=operation in END_STATE_OPERATIONS), "pcs") or {}
         transition_id = reply.get("transitionID")
         if not transition_id:
             raise ApiError("PCS POST /transitions: the reply has no transitionID")

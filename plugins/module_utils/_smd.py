@@ -106,7 +106,7 @@ class SmdClient(object):
             else:
                 body[key] = [("true" if v else "false") if isinstance(v, bool) else str(v) for v in values]
         reply = decode_json(self.transport.request("POST", self.base + "/State/Components/Query", service="smd",
-                                                   json_body=body), "smd") or {}
+                                                   json_body=body, idempotent=True), "smd") or {}
         return reply.get("Components") or []
 
     def components_by_nids(self, nids):
@@ -115,7 +115,7 @@ class SmdClient(object):
         if not ranges:
             return []
         reply = decode_json(self.transport.request("POST", self.base + "/State/Components/ByNID/Query", service="smd",
-                                                   json_body={"NIDRanges": ranges}), "smd") or {}
+                                                   json_body={"NIDRanges": ranges}, idempotent=True), "smd") or {}
         return reply.get("Components") or []
 
     def memberships(self, **filters):
@@ -157,7 +157,9 @@ class SmdClient(object):
             body["tags"] = list(tags)
         if exclusive_group:
             body["exclusiveGroup"] = exclusive_group
-        self.transport.request("POST", self.base + "/groups", service="smd", json_body=body)
+        # a lost reply (500) is read back: the group there means the POST took effect, absent means send it again
+        self.transport.request("POST", self.base + "/groups", service="smd", json_body=body,
+                               read_back=lambda: self.group(label))
 
     def update_group(self, label, description=None, tags=None):
         body = {}
@@ -172,7 +174,11 @@ class SmdClient(object):
         self.transport.request("DELETE", self.base + "/groups/%s" % label, service="smd")
 
     def add_member(self, label, xname):
-        self.transport.request("POST", self.base + "/groups/%s/members" % label, service="smd", json_body={"id": xname})
+        def member():
+            group = self.group(label)
+            return True if group and xname in ((group.get("members") or {}).get("ids") or []) else None
+        self.transport.request("POST", self.base + "/groups/%s/members" % label, service="smd", json_body={"id": xname},
+                               read_back=member)
 
     def remove_member(self, label, xname):
         self.transport.request("DELETE", self.base + "/groups/%s/members/%s" % (label, xname), service="smd")
