@@ -24,7 +24,7 @@ from ansible_collections.hpc.vcluster.plugins.module_utils._site import SiteErro
 
 RELEASE_API = "hpc.vcluster/release/v1"
 DEFAULT_BUCKET = "vcluster-releases"
-OPERATIONS = ("deploy", "update", "rollback")
+OPERATIONS = ("deploy", "update", "rollback", "reconcile")
 RESULTS = ("success", "failed")
 # What makes two records the same release (who and when do not).
 CONTENT_KEYS = ("manifest_digest", "images", "vservices", "nodes", "fingerprints", "result")

@@ -45,7 +45,7 @@ options:
     description:
       - What made this release.
     type: str
-    choices: [deploy, update, rollback]
+    choices: [deploy, update, rollback, reconcile]
     required: true
   result:
     description:
