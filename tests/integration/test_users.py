@@ -287,5 +287,5 @@ def test_slurm_secrets_are_in_no_deploy_output(stack):
     values = found.stdout.splitlines()
     assert found.returncode == 0 and len(values) == 3 and all(len(v) >= 16 for v in values), found.stdout + found.stderr
     for what, value in zip(("slurmdbd's database password", "the JWT key (base64)", "the munge key (base64)"), values):
-        for form in {value, value.rstrip("="), urllib.parse.quote(value, safe="")}:
+        for form in (value, value.rstrip("="), urllib.parse.quote(value, safe="")):
             assert form not in stack.output, what
