@@ -68,8 +68,11 @@ def get(lab: Lab, path: str, tries: int = 8):
     raise AssertionError("unreachable")
 
 
-def check_state(lab: Lab, deployed: bool, members: list[str]) -> list[str]:
-    """What is wrong with the site after a run: [] when the state is whole and single."""
+def check_state(lab: Lab, deployed: bool, members: list[str] | None) -> list[str]:
+    """What is wrong with the site after a run: [] when the state is whole and single.
+
+    ``members`` None (a run that failed): only what must hold whatever the run did (no node in two labels,
+    no duplicate group, VLAN or boot parameter entry, no boot parameters outside a label)."""
     problems = []
     memberships = get(lab, "/hsm/v2/memberships") or []
     in_label = {}
@@ -83,7 +86,7 @@ def check_state(lab: Lab, deployed: bool, members: list[str]) -> list[str]:
     if len(groups) > (1 if deployed else 0):
         problems.append("%d SMD groups %s" % (len(groups), NAME))
     got = sorted(groups[0].get("members", {}).get("ids", [])) if groups else []
-    if got != sorted(members):
+    if members is not None and got != sorted(members):
         problems.append("label %s holds %s, expected %s" % (NAME, got, sorted(members)))
     boot = get(lab, "/boot/v1/bootparameters") or []
     hosts = collections.Counter(h for entry in boot for h in entry.get("hosts") or [])
@@ -92,13 +95,15 @@ def check_state(lab: Lab, deployed: bool, members: list[str]) -> list[str]:
             problems.append("boot parameters for %s, which is in no label" % host)
         if count > 1:
             problems.append("%d boot parameter entries for %s" % (count, host))
-    for host in members:
+    for host in members or []:
         if host not in hosts:
             problems.append("no boot parameters for %s, a member" % host)
     vlans = [v for v in get(lab, "/apis/fabric-manager/fabric/vlans").get("documents", {}).values()
-             if int(v.get("id", -1)) == VLAN] if deployed else []
+             if int(v.get("id", -1)) == VLAN]
     if len(vlans) > 1:
         problems.append("%d fabric VLANs %d" % (len(vlans), VLAN))
+    if members is None:
+        return problems
     power = {p["xname"]: p["powerState"] for p in get(lab, "/power-control/v1/power-status")["status"]}
     for host in [SERVICE] + COMPUTES:
         want = "on" if host in members else "off"
@@ -124,7 +129,7 @@ class Runs:
         events = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
         kinds = collections.Counter(e.get("event") for e in events)
         statuses = collections.Counter(str(e.get("status")) for e in events if e.get("event") == "retry")
-        problems = [] if result["rc"] else check_state(self.lab, deployed, members)
+        problems = check_state(self.lab, deployed, None if result["rc"] else members)
         row = {"run": label, "faults": faults, "rc": result["rc"], "seconds": round(result["seconds"], 1),
                "retries": kinds.get("retry", 0), "read_backs": kinds.get("read-back", 0),
                "token_refreshes": kinds.get("refresh", 0), "retry_statuses": dict(statuses), "problems": problems}
