@@ -39,7 +39,8 @@ RETRY_LOG_ENV = "VCLUSTER_API_RETRY_LOG"
 
 class ReadBack(object):
     """What ``Transport.request`` returns when a create's reply was lost (a 500, a dropped connection) and
-    reading back found the object there: the call took effect, and ``json()`` is what the read gave."""
+    reading back found the object there: the call took effect, and ``json()`` is what the read gave. Also
+    what a DELETE sent again after such a reply returns when the object is gone (404): ``json()`` is None."""
 
     status_code = 200
     reason = "OK (read back)"
@@ -167,6 +168,9 @@ class Transport(object):
         call_headers = dict(headers or {})
         refreshed = False
         attempt = 0
+        # a DELETE sent again after a reply that may hide its success (a 500, a gateway's 502/504, a
+        # lost connection): a 404 then means the earlier one took effect
+        deleted_maybe = False
         path = url.split("://", 1)[-1]
         path = path[path.find("/"):] if "/" in path else "/"
         label = "%s %s %s" % (service.upper(), method, path.split("?", 1)[0])
@@ -192,6 +196,7 @@ class Transport(object):
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 unsent = isinstance(exc, requests.exceptions.ConnectTimeout) or _never_sent(exc)
                 if attempt < self.retries and (safe or unsent):
+                    deleted_maybe = deleted_maybe or (method == "DELETE" and not unsent)
                     self._note("retry", method, path, None)
                     self._sleep(self._delay(attempt))
                     attempt += 1
@@ -206,6 +211,9 @@ class Transport(object):
                 raise ApiError("%s: cannot reach %s (%s)" % (label, self.site.api_url, _short(exc)), method=method, url=url)
 
             status = response.status_code
+            if status == 404 and deleted_maybe:
+                self._note("gone", method, path, status)
+                return ReadBack(None)
             if status == 401 and auth and self.token_source is not None and not refreshed and self.token_source.can_refresh():
                 refreshed = True
                 self._note("refresh", method, path, status)
@@ -213,6 +221,7 @@ class Transport(object):
                 continue
             retryable = status in RETRY_ANY_METHOD or (status == 500 and safe)
             if retryable and attempt < self.retries:
+                deleted_maybe = deleted_maybe or (method == "DELETE" and status in (500, 502, 504))
                 self._note("retry", method, path, status)
                 self._sleep(self._delay(attempt, response))
                 attempt += 1

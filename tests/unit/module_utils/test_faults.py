@@ -210,3 +210,29 @@ def test_expired_token_mid_run_401_renews_once_and_the_call_goes_through():
     t, dummy = transport(cc)
     assert SmdClient(t, SMD).groups() == []
     assert cc.fetch_count == 2
+
+
+@responses.activate
+def test_a_delete_sent_again_after_a_500_that_finds_nothing_took_effect():
+    # a real site may fail after acting (the lab never does): the second DELETE's 404 is the first's success
+    responses.delete(SMD + "/groups/vc1", status=500, json=FAULT)
+    responses.delete(SMD + "/groups/vc1", status=404, json={"title": "Not Found", "status": 404})
+    t, sleeps = transport()
+    reply = t.request("DELETE", SMD + "/groups/vc1")
+    assert isinstance(reply, ReadBack) and reply.json() is None
+    assert methods() == [("DELETE", "/hsm/v2/groups/vc1")] * 2 and len(sleeps) == 1
+
+
+@responses.activate
+def test_a_first_delete_404_is_still_an_error_and_a_503_proves_nothing():
+    responses.delete(SMD + "/groups/vc1", status=404, json={"title": "Not Found", "status": 404})
+    t, dummy = transport()
+    with pytest.raises(ApiError) as err:
+        t.request("DELETE", SMD + "/groups/vc1")
+    assert err.value.status == 404
+    # a 503 is "not processed": a 404 after it is the object's own absence
+    responses.replace(responses.DELETE, SMD + "/groups/vc1", status=503, json={"status": 503})
+    responses.add(responses.DELETE, SMD + "/groups/vc1", status=404, json={"title": "Not Found", "status": 404})
+    with pytest.raises(ApiError) as err:
+        t.request("DELETE", SMD + "/groups/vc1")
+    assert err.value.status == 404
