@@ -7,7 +7,8 @@ management plane would), then removed the same way; reconcile follows each time:
 * ``--check --diff`` names the joiner and changes nothing on the site;
 * reconcile: the node runs a job of ``srun -N3``, and the other compute nodes' slurmd pids are unchanged;
 * a second reconcile changes nothing (changed=0);
-* removed from the label by hand, then reconcile: the node is not in Slurm any more, powered off, off
+* removed from the label by hand while a job runs on it, then reconcile: the job completes (the drain
+  waits for it), the node is not in Slurm any more, powered off, off
   the VLAN, its boot parameters gone; the stack is as it was (two compute nodes, idle) and the node as
   found (powered off, in no label, no boot parameters), for the modules that run after this one.
 """
@@ -93,8 +94,7 @@ def joiner(stack):
     """A free compute node of the lab (in no label); left as found, whatever happened."""
     nodes = lab_nodes(stack.lab)
     free = [x for x in CANDIDATES if x in nodes and not node_labels(stack, x)]
-    if not free:
-        pytest.skip(f"no free compute node among {CANDIDATES}")
+    assert free, f"no free compute node among {CANDIDATES}: a module before this one left them in a label"
     xname = free[0]
     was_on = nodes[xname]["power"] == "on"
     yield xname
@@ -144,6 +144,10 @@ def test_a_node_added_to_the_label_by_hand_joins(stack, joiner):
 def test_a_node_removed_from_the_label_by_hand_leaves(stack, joiner):
     assert joiner in label_members(stack), "the join test did not leave the node in the label"
     hostname = lab_nodes(stack.lab)[joiner]["hostname"]
+    # a job on the leaver, running when the node leaves: the drain lets it finish
+    job = stack.ssh("service", f"sbatch --parsable -w {hostname} -J leaving --wrap 'sleep 20'", timeout=60)
+    assert job.returncode == 0 and job.stdout.strip().isdigit(), job.stdout + job.stderr
+    jobid = job.stdout.strip()
     set_label(stack, [x for x in label_members(stack) if x != joiner])
 
     run = reconcile(stack, check=True, diff=True)
@@ -153,6 +157,8 @@ def test_a_node_removed_from_the_label_by_hand_leaves(stack, joiner):
 
     run = reconcile(stack)
     assert run["rc"] == 0, (failed_messages(run), run["log"])
+    ended = stack.ssh("service", f"sacct -n -X -P -o State,NodeList -j {jobid}", timeout=60)
+    assert ended.stdout.split() == [f"COMPLETED|{hostname}"], ended.stdout + ended.stderr
     node = lab_nodes(stack.lab)[joiner]
     assert node["power"] == "off" and not node["vlans"], node
     assert not boot_params(stack, joiner), boot_params(stack, joiner)
