@@ -19,10 +19,12 @@ ANSIBLE_WHEEL := ansible==12.3.0
 
 # Debian packages: podman and friends for the lab nodes (netavark needs iptables, which
 # Debian only suggests), debootstrap for the base image, ssh client for Ansible, git for
-# the sanity copy, python3-venv for .venv. bindep.txt lists the same set (a test keeps them
-# in step) and lab/vcluster_lab/host_deps.py says which executable each one provides.
+# the sanity copy, python3-venv for .venv, shellcheck for sanity's test of the roles' shell
+# scripts (without it ansible-test skips that test with a warning). bindep.txt lists the same
+# set (a test keeps them in step) and lab/vcluster_lab/host_deps.py says which executable each
+# one provides.
 APT_PACKAGES := podman conmon runc netavark aardvark-dns iptables debootstrap tar openssh-client git \
-                iproute2 util-linux mount coreutils ca-certificates python3-venv
+                iproute2 util-linux mount coreutils ca-certificates python3-venv shellcheck
 
 export ANSIBLE_CONFIG       := $(ROOT)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
@@ -99,6 +101,7 @@ sanity: venv
 	    --color no 2>&1 | tee $(SANITY_ROOT)/log | grep -v -E '^(Collecting|  Downloading|  Using cached|Installing collected|Successfully installed|  Attempting uninstall|    Found existing|    Uninstalling|      Successfully uninstalled|     ━)' ; \
 	    status=$${PIPESTATUS[0]}; \
 	    if grep -q 'All targets skipped' $(SANITY_ROOT)/log 2>/dev/null; then echo "sanity tested nothing"; exit 1; fi; \
+	    if grep 'Required program' $(SANITY_ROOT)/log 2>/dev/null; then echo "a sanity test was skipped: install what it names"; exit 1; fi; \
 	    exit $$status
 
 unit: venv

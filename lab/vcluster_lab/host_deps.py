@@ -52,6 +52,8 @@ TOOLS: tuple[HostTool, ...] = (
     HostTool("mount", "mount", ("tests",), "the fresh-root test mounts /proc and /dev in its root"),
     HostTool("chroot", "coreutils", ("tests",), "the fresh-root test runs `make deps` in a clean root"),
     HostTool("update-ca-certificates", "ca-certificates", ("make",), "pip and apt over TLS"),
+    HostTool("shellcheck", "shellcheck", ("make",),
+             "ansible-test sanity's shellcheck test of the roles' shell scripts (skipped without it)"),
 )
 
 #: Packages that provide no executable of their own but a facility the project needs.
