@@ -83,6 +83,8 @@ class Stack:
         self.output = output
         #: checks a test registers to run after the stack is destroyed (e.g. its DNS zone is gone)
         self.after_destroy: list = []
+        #: the playbook runs of ``run`` so far (their logs are numbered)
+        self.runs = 0
         reply = lab.session().get(lab.url + "/lab/v1/nodes", timeout=30)
         reply.raise_for_status()
         ips = {n["xname"]: n["ip"] for n in reply.json()["nodes"]}
@@ -92,6 +94,18 @@ class Stack:
         """hpc.vcluster.deploy of the stack again (run_site_playbook's result)."""
         return run_site_playbook(self.lab, "openchami", "deploy", self.workdir,
                                  extra_vars={"vcluster_manifest": str(self.manifest)})
+
+    def run(self, playbook: str, check: bool = False, diff: bool = False, extra_vars: dict | None = None) -> dict:
+        """hpc.vcluster.<playbook> on the stack's manifest, as an operator runs it (run_site_playbook's result).
+
+        Each run's whole output is kept in the stack's work directory, named in ``run["log"]`` (for failure messages)."""
+        run = run_site_playbook(self.lab, "openchami", playbook, self.workdir, check=check, diff=diff,
+                                extra_vars={"vcluster_manifest": str(self.manifest), **(extra_vars or {})})
+        self.runs += 1
+        log = self.workdir / f"{playbook}-{self.runs}.out"
+        log.write_text(run["output"])
+        run["log"] = str(log)
+        return run
 
     def ssh(self, group: str, command: str, index: int = 0, timeout: float = 300):
         return self.lab.ssh(self.ips[group][index], command, timeout=timeout)

@@ -21,25 +21,14 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from conftest import STACK_NODES
-from vc_lab import debug_messages, failed_messages, lab_nodes, run_site_playbook
+from vc_lab import debug_messages, failed_messages, lab_nodes
 
 KILLED = STACK_NODES["compute"][1]
 
 
-RUNS = []
-
-
 def heal(stack, check: bool = False, diff: bool = False, extra_vars: dict | None = None, playbook: str = "heal") -> dict:
-    """hpc.vcluster.heal on the stack's manifest, as an operator (or an AWX schedule) runs it.
-
-    Each run's whole output is kept in the stack's work directory (named in the failures' messages)."""
-    run = run_site_playbook(stack.lab, "openchami", playbook, stack.workdir, check=check, diff=diff,
-                            extra_vars={"vcluster_manifest": str(stack.manifest), **(extra_vars or {})})
-    RUNS.append(run)
-    log = stack.workdir / f"{playbook}-{len(RUNS)}.out"
-    log.write_text(run["output"])
-    run["log"] = str(log)
-    return run
+    """hpc.vcluster.heal (or ``playbook``) on the stack, as an operator (or an AWX schedule) runs it."""
+    return stack.run(playbook, check=check, diff=diff, extra_vars=extra_vars)
 
 
 def said(run: dict) -> str:

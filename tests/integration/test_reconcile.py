@@ -16,21 +16,14 @@ from __future__ import annotations
 
 import pytest
 from conftest import STACK_NODES
-from vc_lab import debug_messages, failed_messages, lab_nodes, playbook, run_site_playbook, site_play, site_state
+from vc_lab import debug_messages, failed_messages, lab_nodes, playbook, site_play, site_state
 
 CANDIDATES = ["x1000c0s3b0n0", "x1000c0s2b0n0", "x1000c0s1b0n0", "x1000c0s0b0n0"]
-RUNS = []
 
 
 def reconcile(stack, check: bool = False, diff: bool = False) -> dict:
-    """hpc.vcluster.reconcile on the stack's manifest; each run's output is kept in the stack's work directory."""
-    run = run_site_playbook(stack.lab, "openchami", "reconcile", stack.workdir, check=check, diff=diff,
-                            extra_vars={"vcluster_manifest": str(stack.manifest), "vcluster_drain_timeout": 120})
-    RUNS.append(run)
-    log = stack.workdir / f"reconcile-{len(RUNS)}.out"
-    log.write_text(run["output"])
-    run["log"] = str(log)
-    return run
+    """hpc.vcluster.reconcile on the stack's manifest (its output kept: ``run["log"]``)."""
+    return stack.run("reconcile", check=check, diff=diff, extra_vars={"vcluster_drain_timeout": 120})
 
 
 def changed(run: dict) -> int:
