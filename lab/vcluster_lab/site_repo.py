@@ -208,7 +208,7 @@ _RELATIONS = ("pre_depends", "depends", "recommends", "suggests", "conflicts", "
               "provides")
 _SCRIPTS = ("preinst", "postinst", "prerm", "postrm")
 _PACKAGE_KEYS = {"architecture", "section", "priority", "description", *_RELATIONS, *_SCRIPTS}
-_RECIPE_KEYS = {"source", "version", "revision", "facts", "build_depends", "build", "packages"}
+_RECIPE_KEYS = {"source", "version", "revision", "facts", "build_depends", "build", "packages", "sources", "python"}
 
 
 def _recipe_error(path: Path, where: str, what: str) -> RepoError:
@@ -229,6 +229,16 @@ def check_recipe(path: Path, data, pins: dict[str, Source]) -> dict:
         raise _recipe_error(path, "source", f"{data['source']!r} is not pinned in {DATA / 'sources.yml'}")
     if not re.fullmatch(r"[0-9][A-Za-z0-9.+~]*", str(data["version"])):
         raise _recipe_error(path, "version", f"{data['version']!r} is not a Debian upstream version")
+    extra = data.get("sources") or []
+    if not isinstance(extra, list) or not all(isinstance(s, str) for s in extra):
+        raise _recipe_error(path, "sources", "expected a list of archive file names")
+    for item in extra:
+        if item not in pins:
+            raise _recipe_error(path, "sources", f"{item!r} is not pinned in {DATA / 'sources.yml'}")
+    wheels = data.get("python") or []
+    if not isinstance(wheels, list) or not all(isinstance(w, str) and re.fullmatch(r"[A-Za-z0-9_.+-]+", w)
+                                               for w in wheels):
+        raise _recipe_error(path, "python", "expected a list of distribution file names pinned in python.yml")
     facts = data.get("facts") or {}
     if not isinstance(facts, dict) or not all(re.fullmatch(r"[a-z_]+", k) and isinstance(v, str)
                                               for k, v in facts.items()):
@@ -283,10 +293,11 @@ def builder_image(recipes: dict[str, dict] | None = None, log: Log = _quiet) -> 
     return images.cached_image(BUILDER_IMAGE, builder_recipe(recipes), log=log)
 
 
-def build_key(recipe: dict, pin: Source) -> str:
-    """What a build depends on: the recipe, the source's checksum, the base root file system."""
+def build_key(recipe: dict, pin: Source, extra: dict[str, str] | None = None) -> str:
+    """What a build depends on: the recipe, the source's checksum (and those of the extra sources
+    and Python distributions it names, ``extra``: file -> sha256), the base root file system."""
     blob = json.dumps({"recipe": recipe, "source": pin.sha256, "rootfs": images.rootfs_key(),
-                       "format": BUILD_FORMAT}, sort_keys=True)
+                       "format": BUILD_FORMAT, **({"extra": extra} if extra else {})}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -462,10 +473,20 @@ def build_packages(sources: dict[str, Path], recipes: dict[str, dict] | None = N
     """
     pins = pinned_sources()
     recipes = load_recipes(pins=pins) if recipes is None else recipes
+    wheels = python_pins() if any(r.get("python") for r in recipes.values()) else {}
+
+    def extra_of(name: str, recipe: dict) -> dict[str, str]:
+        extra = {s: pins[s].sha256 for s in recipe.get("sources") or []}
+        for wheel in recipe.get("python") or []:
+            if wheel not in wheels:
+                raise RepoError(f"package recipe {name}: python: {wheel!r} is not pinned in {DATA / 'python.yml'}")
+            extra[wheel] = wheels[wheel].sha256
+        return extra
+
     done: dict[str, dict] = {}
     todo = []
     for name, recipe in recipes.items():
-        key = build_key(recipe, pins[recipe["source"]])
+        key = build_key(recipe, pins[recipe["source"]], extra_of(name, recipe))
         meta = builds_dir() / f"{name}-{key}" / "build.json"
         if meta.is_file():
             done[name] = json.loads(meta.read_text())
@@ -476,12 +497,20 @@ def build_packages(sources: dict[str, Path], recipes: dict[str, dict] | None = N
     if not todo:
         return done, []
     builder = builder_image(recipes, log)
-    srcdir = {sources[recipes[n]["source"]].parent for n, _, _ in todo}
+    needed = {s for n, r, _ in todo for s in [r["source"], *(r.get("sources") or [])]}
+    missing = sorted(needed - set(sources))
+    if missing:
+        raise RepoError(f"site repository: the builds need {', '.join(missing)}, which were not fetched")
+    srcdir = {sources[s].parent for s in needed}
     if len(srcdir) != 1:
         raise RepoError(f"sources are in several directories: {srcdir}")
+    volumes = [f"{srcdir.pop()}:/build/sources:ro"]
+    if any(r.get("python") for _, r, _ in todo):
+        # the pinned Python distributions (build tools newer than Debian's, e.g. meson), at /build/python
+        volumes.append(f"{python_distributions(www_dir() / 'python', log=log)[0].parent}:/build/python:ro")
     with tempfile.TemporaryDirectory(prefix="build-", dir=builds_dir()) as tmp:
         work = Path(tmp)
-        with _Builder(builder.ref, [f"{srcdir.pop()}:/build/sources:ro", f"{work}:/build/work"], log) as box:
+        with _Builder(builder.ref, [*volumes, f"{work}:/build/work"], log) as box:
             for name, recipe, key in todo:
                 meta = _build_one(box, name, recipe, pins[recipe["source"]], key, work, log)
                 final = builds_dir() / f"{name}-{key}"
@@ -590,12 +619,31 @@ chmod -R a+rX /repo
 IMAGE_FORMAT = 1
 
 
+_UENV_FILE = re.compile(r"(bin|share|lib|etc)(/[A-Za-z0-9_.+-]+)+")
+
+
+def _check_uenv_spec(path: Path, name: str, spec: dict) -> None:
+    """A uenv image: ``{kind: uenv, mount: /abs/path, description: ..., files: {rel/path: text}}``."""
+    if not re.fullmatch(r"/[A-Za-z0-9_./-]+", str(spec.get("mount", ""))) or ".." in str(spec["mount"]):
+        raise RepoError(f"{path}: {name}.mount: the image's absolute mount point, such as /user-environment")
+    files = spec.get("files")
+    if not isinstance(files, dict) or not files:
+        raise RepoError(f"{path}: {name}.files: a mapping of relative path (under bin/, share/, lib/, etc/) to content")
+    for rel, content in files.items():
+        if not _UENV_FILE.fullmatch(str(rel)) or ".." in str(rel).split("/") or not isinstance(content, str):
+            raise RepoError(f"{path}: {name}.files.{rel}: a relative path under bin/, share/, lib/ or etc/ "
+                            "(letters, digits, '_', '.', '+', '-') and its text")
+
+
 def image_specs(path: Path = DATA / "images.yml") -> dict[str, dict]:
-    """The images to serve (name: {suite, packages}), checked."""
+    """The images to serve (name: {suite, packages}, or a uenv image: name: {kind: uenv, ...}), checked."""
     data = yaml.safe_load(path.read_text()) or {}
     for name, spec in data.items():
         if not re.fullmatch(r"[a-z0-9][a-z0-9.-]*", str(name)) or not isinstance(spec, dict):
             raise RepoError(f"{path}: {name!r}: an image name (lower case, digits, '.', '-') and a mapping")
+        if spec.get("kind") == "uenv":
+            _check_uenv_spec(path, name, spec)
+            continue
         if not re.fullmatch(r"[a-z]+", str(spec.get("suite", ""))):
             raise RepoError(f"{path}: {name}.suite: a Debian suite name such as trixie")
         if not all(isinstance(p, str) and _NAME.fullmatch(p) for p in spec.get("packages") or []):
@@ -649,6 +697,9 @@ def build_images(log: Log = _quiet) -> dict[str, dict]:
     cache.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, spec in sorted(specs.items()):
+        if spec.get("kind") == "uenv":
+            out[name] = _uenv_image(name, spec, cache, log)
+            continue
         key = _image_key(spec)
         tarball, squash = cache / f"{name}-{key}.tar", cache / f"{name}-{key}.sqsh"
         if not squash.is_file():
@@ -668,11 +719,55 @@ def build_images(log: Log = _quiet) -> dict[str, dict]:
         for path in (tarball, squash, sums):
             path.chmod(0o644)
         out[name] = {"tar": tarball, "sqsh": squash, "sha256": sums, "suite": spec["suite"]}
-    current = tuple(f"{name}-{_image_key(spec)}." for name, spec in specs.items())
+    current = tuple(f"{name}-{_uenv_key(spec) if spec.get('kind') == 'uenv' else _image_key(spec)}."
+                    for name, spec in specs.items())
     for old in cache.iterdir():
         if old.is_file() and not old.name.startswith(current):
             old.unlink()
     return out
+
+
+def _uenv_key(spec: dict) -> str:
+    blob = json.dumps({"spec": spec, "format": IMAGE_FORMAT}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _uenv_image(name: str, spec: dict, cache: Path, log: Log) -> dict:
+    """A uenv image (SquashFS): the spec's files (executable under bin/) and ``meta/env.json``
+    (name, description, mount point: what ``uenv`` reads from an image), built in the builder."""
+    key = _uenv_key(spec)
+    squash, sums = cache / f"{name}-{key}.sqsh", cache / f"{name}-{key}.sha256"
+    if not squash.is_file():
+        started = time.monotonic()
+        tree = Path(tempfile.mkdtemp(prefix=f"uenv-{name}-", dir=cache))
+        try:
+            for rel, content in spec["files"].items():
+                target = tree / "tree" / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(content)
+                target.chmod(0o755 if rel.startswith("bin/") else 0o644)
+            meta = tree / "tree" / "meta"
+            meta.mkdir(parents=True)
+            (meta / "env.json").write_text(json.dumps(
+                {"name": name, "description": str(spec.get("description", "")), "mount": spec["mount"],
+                 "views": {}}, indent=2) + "\n")
+            for path in [tree, *tree.rglob("*")]:
+                if path.is_dir():
+                    path.chmod(0o755)
+            builder = builder_image(log=log)
+            with _Builder(builder.ref, [f"{cache}:/build/images"], log) as box:
+                box.sh(f"mksquashfs /build/images/{tree.name}/tree /build/images/{squash.name}.part "
+                       "-noappend -no-progress -quiet -all-root\n"
+                       f"mv /build/images/{squash.name}.part /build/images/{squash.name}",
+                       f"site repository: uenv image {name}: mksquashfs")
+        finally:
+            shutil.rmtree(tree, ignore_errors=True)
+        log(f"site repository: built uenv image {name} in {time.monotonic() - started:.1f} s")
+    if not sums.is_file():
+        sums.write_text(f"{sha256_file(squash)}  {name}.sqsh\n")
+    for path in (squash, sums):
+        path.chmod(0o644)
+    return {"sqsh": squash, "sha256": sums, "kind": "uenv", "mount": spec["mount"]}
 
 
 def serve_images(built: dict[str, dict], target: Path) -> None:
@@ -681,7 +776,8 @@ def serve_images(built: dict[str, dict], target: Path) -> None:
     try:
         for name, paths in built.items():
             for kind in ("tar", "sqsh", "sha256"):
-                os.link(paths[kind], staging / f"{name}.{kind}")
+                if kind in paths:
+                    os.link(paths[kind], staging / f"{name}.{kind}")
         staging.chmod(0o755)
         _swap_in(staging, target)
     finally:
@@ -724,10 +820,15 @@ def python_index(files: list[Path], simple: Path, files_url: str = "../../python
     (simple / "index.html").write_text("\n".join(root) + "\n")
 
 
+def python_pins(path: Path = DATA / "python.yml") -> dict[str, Source]:
+    """The pinned Python distributions (file: {sha256, url}), by file name."""
+    data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    return {name: Source(name, str(item["sha256"]).lower(), str(item["url"])) for name, item in (data or {}).items()}
+
+
 def python_distributions(dest: Path, path: Path = DATA / "python.yml", log: Log = _quiet) -> list[Path]:
     """The pinned Python distributions (file: {sha256, url}) in ``dest``, verified."""
-    data = yaml.safe_load(path.read_text()) if path.is_file() else None
-    pins = {name: Source(name, str(item["sha256"]).lower(), str(item["url"])) for name, item in (data or {}).items()}
+    pins = python_pins(path)
     dest.mkdir(parents=True, exist_ok=True)
     out = []
     for name, pin in sorted(pins.items()):

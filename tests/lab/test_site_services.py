@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from podman_helpers import leftovers, new_prefix, podman, shared_base, teardown
 
 from vcluster_lab import site_repo, site_services
@@ -184,6 +185,64 @@ def test_build_key_follows_the_source_checksum_and_the_recipe():
     assert site_repo.build_key(recipe, pin) == key
     assert site_repo.build_key(recipe, dataclasses.replace(pin, sha256="0" * 64)) != key
     assert site_repo.build_key({**recipe, "revision": "2"}, pin) != key
+
+
+def test_uenv_recipe_names_its_extra_sources_and_build_tools_and_they_key_the_build():
+    recipes = site_repo.load_recipes()
+    uenv = recipes["uenv"]
+    assert set(uenv["sources"]) == {"fmt-11.0.1.tar.gz", "CLI11-2.4.1.tar.gz", "spdlog-1.13.0.tar.gz"}
+    assert uenv["python"] == ["meson-1.5.2-py3-none-any.whl"]
+    assert uenv["python"][0] in site_repo.python_pins()
+    assert uenv["revision"] == "1+slurm{slurm}" and "slurm" in uenv["facts"]
+    assert set(uenv["packages"]) == {"uenv", "uenv-slurm-plugin"} and "squashfs-mount" in recipes
+    pin = site_repo.pinned_sources()[uenv["source"]]
+    key = site_repo.build_key(uenv, pin, {"fmt-11.0.1.tar.gz": "a" * 64})
+    assert site_repo.build_key(uenv, pin, {"fmt-11.0.1.tar.gz": "b" * 64}) != key
+    # a recipe without extras keeps the key it had (no rebuild of the cached packages)
+    nhc = recipes["nhc"]
+    assert site_repo.build_key(nhc, site_repo.pinned_sources()[nhc["source"]], {}) == \
+        site_repo.build_key(nhc, site_repo.pinned_sources()[nhc["source"]])
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (lambda r: r.update(sources=["nosuch-1.0.tar.gz"]), "sources: 'nosuch-1.0.tar.gz' is not pinned"),
+    (lambda r: r.update(sources="fmt-11.0.1.tar.gz"), "sources: expected a list"),
+    (lambda r: r.update(python=["../x.whl"]), "python: expected a list of distribution file names"),
+])
+def test_bad_extra_sources_are_refused(spoil, message):
+    recipe = dict(site_repo.load_recipes()["nhc"])
+    spoil(recipe)
+    with pytest.raises(site_repo.RepoError, match="package recipe nhc.yml: " + message):
+        site_repo.check_recipe(Path("nhc.yml"), recipe, site_repo.pinned_sources())
+
+
+def test_the_uenv_image_is_declared_and_bad_ones_are_refused(tmp_path):
+    specs = site_repo.image_specs()
+    hello = specs["uenv-hello"]
+    assert hello["kind"] == "uenv" and hello["mount"] == "/user-environment"
+    assert "bin/uenv-hello" in hello["files"]
+    for spec, message in (({"mount": "rel"}, "uenv-hello.mount"),
+                          ({"files": {"../x": "y"}}, r"uenv-hello.files.../x"),
+                          ({"files": {}}, "uenv-hello.files: a mapping")):
+        path = tmp_path / "images.yml"
+        path.write_text(yaml.safe_dump({"uenv-hello": {**hello, **spec}}))
+        with pytest.raises(site_repo.RepoError, match=message):
+            site_repo.image_specs(path)
+
+
+def test_only_the_nodes_the_setting_names_get_sys_admin_and_loop_devices(monkeypatch):
+    from vcluster_lab.nodes import podman as driver  # pylint: disable=import-outside-toplevel
+    monkeypatch.setenv(driver.UENV_NODES_ENV, "x1000c0s4b0n0, x1000c0s5*")
+    capable = driver.node_devices(5, "x1000c0s4b0n0")
+    assert capable[capable.index("--cap-add") + 1] == "SYS_ADMIN" and capable.count("--cap-add") == 1
+    if Path("/dev/loop0").exists():
+        assert "/dev/loop0" in capable and "/dev/loop-control" in capable
+    assert driver.uenv_capable("x1000c0s5b0n0") and not driver.uenv_capable("x1000c0s6b0n0")
+    for other in (driver.node_devices(1, "x1000c0s0b0n0"), driver.node_devices(100001, "x3000c0s0b0n0")):
+        assert "--cap-add" not in other and not any("loop" in a for a in other)
+    assert "--privileged" not in capable
+    monkeypatch.delenv(driver.UENV_NODES_ENV)
+    assert "--cap-add" not in driver.node_devices(5, "x1000c0s4b0n0")
 
 
 def test_python_index_is_what_pip_reads(tmp_path):

@@ -9,6 +9,7 @@ nodes put on it share.
 """
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import json
 import os
@@ -31,7 +32,8 @@ VLAN_LABEL = "io.vcluster.lab.vlan"
 #: Gives lab nodes the state they would have on real hardware: no "created" limbo.
 _ON = {"running", "paused", "stopping"}
 #: The devices a lab node has, as its real counterpart would, by the kind of node (the NID
-#: tells: service nodes are 100001 and up). Only devices, never a capability or --privileged.
+#: tells: service nodes are 100001 and up). Only devices, never --privileged (the one capability
+#: a node can get, for uenv, is given by name: :data:`UENV_NODES_ENV`).
 #: Every node has FUSE (squashfuse, fuse-overlayfs: enroot, rootless podman); a compute node
 #: has a Slingshot NIC, played by a harmless null device named as the cxi driver names its
 #: nodes, for the CDI vService to find and give to containers.
@@ -42,13 +44,38 @@ NODE_DEVICES = {
 }
 
 
-def node_devices(nid: int) -> list[str]:
-    """The ``--device`` arguments of a node (see :data:`NODE_DEVICES`)."""
+#: The lab setting naming the nodes that can mount uenv images (xnames or shell patterns,
+#: separated by commas or spaces; empty: none). Such a node gets, besides its devices,
+#: :data:`UENV_CAPABILITY` and :data:`UENV_DEVICES`: squashfs-mount and uenv's Slurm plugin
+#: mount SquashFS images through loop devices, which needs CAP_SYS_ADMIN in the node. Only
+#: these nodes get it (not every node: a capability is given where a vService needs it), and
+#: never --privileged: /proc/sys and /sys stay read-only, no other capability or device is
+#: added, the cgroup namespace is the same as every node's (docs/lab.md, "uenv-capable nodes").
+UENV_NODES_ENV = "VCLUSTER_LAB_UENV_NODES"
+UENV_CAPABILITY = "SYS_ADMIN"
+#: The kernel hands out loop0 first; eight are what the host has by default.
+UENV_DEVICES = ("/dev/loop-control", *(f"/dev/loop{i}" for i in range(8)))
+
+
+def uenv_capable(xname: str, setting: str | None = None) -> bool:
+    """Whether node ``xname`` is named by the uenv-capable nodes setting (:data:`UENV_NODES_ENV`)."""
+    setting = os.environ.get(UENV_NODES_ENV, "") if setting is None else setting
+    return any(fnmatch.fnmatchcase(xname, pattern) for pattern in setting.replace(",", " ").split())
+
+
+def node_devices(nid: int, xname: str = "") -> list[str]:
+    """The ``--device`` (and, for a uenv-capable node, ``--cap-add``) arguments of a node
+    (see :data:`NODE_DEVICES` and :data:`UENV_NODES_ENV`)."""
     kind = "service" if int(nid) >= 100001 else "compute"
     out = []
     for device in NODE_DEVICES["all"] + NODE_DEVICES[kind]:
         if os.path.exists(device.split(":", 1)[0]):  # a host without FUSE boots nodes without it
             out += ["--device", device]
+    if xname and uenv_capable(xname):
+        out += ["--cap-add", UENV_CAPABILITY]
+        for device in UENV_DEVICES:
+            if os.path.exists(device):
+                out += ["--device", device]
     return out
 
 
@@ -242,7 +269,7 @@ class PodmanDriver:
                *lab_labels(self.prefix), "--label", f"{NODE_LABEL}={self.prefix}",
                "--label", f"{XNAME_LABEL}={node.xname}", "--label", f"{NID_LABEL}={node.nid}",
                "--label", f"{IP_LABEL}={node.ip}", "--label", f"{MAC_LABEL}={mac}",
-               "--systemd=always", *RUN_OPTIONS, *node_devices(node.nid), *nets,
+               "--systemd=always", *RUN_OPTIONS, *node_devices(node.nid, node.xname), *nets,
                "-v", f"{self.pubkey}:/root/.ssh/authorized_keys:ro",
                "-v", f"{self.node_tls(node)}:{NODE_TLS_DIR}:ro",
                image, what=f"node {node.xname}: power on from {image}")
