@@ -48,6 +48,8 @@ TOOLS: tuple[HostTool, ...] = (
              "the sanity copy lists the tracked files; vcluster_manifest fetches and pins external vServices"),
     HostTool("ip", "iproute2", ("tests",), "tests read the host's addresses and routes"),
     HostTool("nsenter", "util-linux", ("tests",), "tests enter a node's network namespace"),
+    HostTool("findmnt", "util-linux", ("tests",), "the uenv test: no image a node mounted shows on the host"),
+    HostTool("losetup", "mount", ("tests",), "the uenv test: no loop device stays attached to a node's image"),
     HostTool("umount", "mount", ("lab",), "cleans up after a failed debootstrap"),
     HostTool("mount", "mount", ("tests",), "the fresh-root test mounts /proc and /dev in its root"),
     HostTool("chroot", "coreutils", ("tests",), "the fresh-root test runs `make deps` in a clean root"),

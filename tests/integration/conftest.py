@@ -71,6 +71,9 @@ def lab(tmp_path_factory):
 #: The stack vCluster's nodes: added to the session's lab for it, so the tests that use the
 #: lab's first nodes (x1000c0s0-3, x3000c0s0) never meet it.
 STACK_NODES = {"service": ["x3000c0s1b0n0"], "compute": ["x1000c0s4b0n0", "x1000c0s5b0n0"]}
+#: The stack's compute nodes can mount uenv images (CAP_SYS_ADMIN and the loop devices, docs/lab.md):
+#: a lab setting read when the lab makes a node, so set before the session's lab starts.
+os.environ.setdefault("VCLUSTER_LAB_UENV_NODES", ",".join(STACK_NODES["compute"]))
 STACK_MANIFEST = ROOT / "examples" / "vclusters" / "stack.yml"
 
 
