@@ -89,7 +89,8 @@ def test_second_deploy_changes_nothing(stack):
     # network, whose records live on the site DNS, was: it checks them at every run
     tasks = again["tasks"]
     for watched in ("Config | the drop-in (paths and settings)", "Plugstack | the drop-in (the plugin and its options)",
-                    "Config | storage.conf (rootless storage per user, node-local)", "Munge | munged runs"):
+                    "Config | storage.conf (rootless storage per user, node-local)", "Munge | munged runs",
+                    "Plugstack | the uenv drop-in"):
         assert all(r.get("skipped") for r in tasks.get(watched, {}).values()), (watched, tasks.get(watched))
     assert any(not r.get("skipped") for r in tasks["Resolver | resolv.conf"].values()), tasks["Resolver | resolv.conf"]
 
