@@ -7,47 +7,41 @@ Proves, with the real deploy playbook:
   fabric's VLANs, policies and ports, UFM's PKeys, what each node container runs and since
   when) is identical before and after, and each refusal names the field or the line;
 - ``deploy --check --diff`` on a vCluster that does not exist yet (under an allow-list of its
-  label), then on the same one growing, prints the plan and leaves the site identical (shrinking in
-  check mode: the unit tests of the plan and of the label module);
-- a whole deploy at ``-vvvv``, with the munge key as an Ansible Vault value and the
-  database password as an environment variable reference, through the CSM face (client
-  credentials), prints none of the secrets (plain, base64, URL-encoded), nor the lab's own
-  credentials; the munge key still reaches the nodes;
-- an external vService served over HTTPS (git's dumb HTTP protocol from a small server with
-  the lab's CA and certificate: the default transports, no relaxed policy), deployed at v1 in
-  that -vvvv deploy, then bumped to v2 in the manifest: the deploy reports the change and the
-  nodes run v2.
+  label), then on the stack growing by a node, prints the plan and leaves the site identical
+  (shrinking in check mode: the unit tests of the plan and of the label module);
+- the stack's whole deploy at ``-vvvv`` (conftest.py ``stack``: no deployment of its own here), with
+  the munge key as an Ansible Vault value, the database password and the FirecREST service's secrets
+  (one of them the CSM face's client secret) as environment references, prints none of the secrets
+  (plain, base64, URL-encoded), nor the lab's own credentials; the munge key still reaches the nodes;
+- an external vService served over HTTPS (conftest.py ``ext_git``: git's dumb HTTP protocol from a
+  small server with the lab's CA and certificate, the default transports, no relaxed policy),
+  deployed at v1 in that -vvvv deploy, then bumped to v2 in the manifest: the deploy reports the
+  change, the nodes run v2, and no other vService's file or daemon changes.
 """
 from __future__ import annotations
 
 import base64
-import functools
-import http.server
 import secrets
-import subprocess
 import sys
-import threading
 import urllib.parse
 from pathlib import Path
 
-import pytest
 import yaml
-
-from vcluster_lab.tls import server_context
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "manifest"))
 import hostile_generated  # noqa: E402  (the unit suite's generated hostile manifests)
 
-from vc_lab import PLAYBOOK, ROOT, failures, lab_nodes, restore_nodes, run_playbook, run_site_playbook, site_state
+from conftest import DB_PASS, EXT_PROBE_FILE, MUNGE_KEY, VAULT_PASS, ext_probe
+from vc_lab import ROOT, failures, lab_nodes, run_playbook, run_site_playbook, site_state
 
 HOSTILE = ROOT / "tests" / "unit" / "manifest" / "hostile"
 #: One per kind of check (the loader, a field rule, an external source, Ansible's variables, a role's contract, a
-#: secret reference); each is a file of the unit suite (which refuses every class, 112 files), refused here by a
-#: real deploy. Each deploy costs some 30 s on a loaded lab machine: a few, not all.
-REFUSED = ["dup_config_key", "laughs_config", "zero_nodes", "storage_source_newline", "git_ext", "magic_ssh_args",
-           "slurm_newline_value", "secret_env_site_credential"]
-#: ... and written on demand (not UTF-8, a megabyte kernel command line).
-GENERATED = ["not_utf8", "kernel_1mb"]
+#: secret reference, bytes that are not UTF-8); each is a file of the unit suite (which refuses every class, 112
+#: files), refused here by a real deploy. Each deploy costs some 30 s on a loaded lab machine: one per kind, not all.
+REFUSED = ["dup_config_key", "zero_nodes", "git_ext", "magic_ssh_args", "slurm_newline_value",
+           "secret_env_site_credential"]
+#: ... and written on demand
+GENERATED = ["not_utf8"]
 LABEL = "vc_trust"
 
 
@@ -71,7 +65,7 @@ def test_refused_deploys_change_nothing_on_the_site(lab, tmp_path):
     assert site_state(lab) == before
 
 
-def manifest(computes: int, external: dict | None = None) -> dict:
+def manifest(computes: int) -> dict:
     doc = {
         "apiVersion": "hpc.vcluster/v1", "name": LABEL, "description": "trust boundary test vCluster",
         "nodes": {"service": {"count": 1, "select": {"role": "Service"}},
@@ -80,8 +74,6 @@ def manifest(computes: int, external: dict | None = None) -> dict:
         "network": {"vlan": 241},
         "vservices": [{"name": "slurm", "config": {"partitions": [{"name": "batch", "default": True}]}}],
     }
-    if external:
-        doc["vservices"].append(external)
     return doc
 
 
@@ -125,109 +117,7 @@ def test_check_mode_plans_a_new_vcluster_without_changing_anything(lab, tmp_path
     assert sorted(one(tasks["Power on the nodes"])["power_state"]) == sorted(members)
 
 
-# ----------------------------------------------------------------------------- a deployed vCluster with secrets
-
-MUNGE_KEY = base64.b64encode(secrets.token_bytes(64)).decode()
-DB_PASS = "it-" + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
-VAULT_PASS = "vault-" + secrets.token_hex(12)
-
-
-def vault_encrypt(text: str, password_file: Path) -> str:
-    proc = subprocess.run([str(Path(PLAYBOOK).parent / "ansible-vault"), "encrypt_string", "--vault-password-file",
-                           str(password_file), "--name", "x", text], capture_output=True, text=True, check=True)
-    return yaml.safe_load(proc.stdout.replace("!vault", "", 1))["x"]
-
-
-@pytest.fixture(scope="module")
-def git_https(lab, tmp_path_factory):
-    """A role with tags v1 and v2 in a bare repository served over HTTPS (lab CA), and its commits."""
-    tmp = tmp_path_factory.mktemp("git")
-    work = tmp / "vc_ext_probe"
-    (work / "tasks").mkdir(parents=True)
-    (work / "meta").mkdir()
-    commits = {}
-
-    def git(*args, cwd=work):
-        return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-    git("init", "-q", "-b", "main")
-    for version in ("v1", "v2"):
-        (work / "meta" / "argument_specs.yml").write_text(
-            "---\nargument_specs:\n  main:\n    short_description: probe\n    options:\n"
-            "      vc_ext_probe_label: {type: str, default: probe}\n")
-        (work / "tasks" / "main.yml").write_text(
-            "---\n- name: Probe | the version that runs\n  ansible.builtin.copy:\n"
-            "    content: \"%s {{ vc_ext_probe_label }}\\n\"\n    dest: /etc/vcluster-ext-probe\n    mode: \"0644\"\n"
-            % version)
-        git("add", "-A")
-        git("-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-q", "-m", version)
-        git("tag", version)
-        commits[version] = git("rev-parse", "HEAD")
-    served = tmp / "srv"
-    served.mkdir()
-    git("clone", "-q", "--bare", str(work), str(served / "vc_ext_probe.git"), cwd=tmp)
-    git("update-server-info", cwd=served / "vc_ext_probe.git")  # git's dumb HTTP protocol: static files
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
-    server.socket = server_context(lab.home / "tls").wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield {"url": "https://127.0.0.1:%d/vc_ext_probe.git" % server.server_address[1], "commits": commits,
-               "env": {"GIT_SSL_CAINFO": str(lab.home / "tls" / "ca.pem"),
-                       "VCLUSTER_VSERVICE_CACHE": str(tmp / "vservice-cache")}}
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def probe(version: str, url: str) -> dict:
-    """The external vService of these tests, at ``version`` of the repository at ``url``."""
-    return {"name": "vc_ext_probe", "source": {"git": url, "version": version}, "nodes": ["compute"],
-            "after": ["slurm"], "config": {"vc_ext_probe_label": "it"}}
-
-
-@pytest.fixture(scope="module")
-def deployed(lab, tmp_path_factory, git_https):
-    """vc_trust (1 service + 2 compute nodes, the external vService at v1) deployed at -vvvv with secrets; destroyed
-    at the end."""
-    tmp = tmp_path_factory.mktemp("trust")
-    password_file = tmp / "vault-pass"
-    password_file.write_text(VAULT_PASS + "\n")
-    password_file.chmod(0o600)
-    cipher = vault_encrypt(MUNGE_KEY, password_file)
-
-    def render(computes: int, external: dict | None = None) -> str:
-        """The manifest as YAML text, its Slurm secrets as a !vault value and an environment reference."""
-        doc = manifest(computes, external)
-        doc["vservices"][0]["config"].update(dbd_storage_pass={"secret": {"env": "VCLUSTER_SECRET_IT_DBPASS"}},
-                                             munge_key_b64="MUNGE_KEY_PLACEHOLDER")
-        lines = []
-        for line in yaml.safe_dump(doc, sort_keys=False, default_flow_style=False).splitlines():
-            if "MUNGE_KEY_PLACEHOLDER" in line:
-                head = line[:line.index("munge_key_b64")]
-                lines.append(head + "munge_key_b64: !vault |")
-                lines.extend(" " * (len(head) + 2) + part for part in cipher.strip().splitlines())
-            else:
-                lines.append(line)
-        return "\n".join(lines) + "\n"
-    path = tmp / "vc_trust.yml"
-    path.write_text(render(2, probe("v1", git_https["url"])))
-    args = ("--vault-password-file", str(password_file))
-    env = dict(git_https["env"], VCLUSTER_SECRET_IT_DBPASS=DB_PASS)
-    rc, _stats, log = run_playbook(lab, "csm", "deploy", path, tmp, "-vvvv", *args, env=env,
-                                   callback="ansible.builtin.default")
-    (tmp / "deploy-vvvv.log").write_text(log)
-    try:
-        assert rc == 0, log[-5000:]
-        yield {"path": path, "log": log, "args": args, "env": env, "tmp": tmp, "render": render}
-    finally:
-        rc, _stats, output = run_playbook(lab, "csm", "destroy", path, tmp, *args, env=env)
-        restore_nodes(lab)
-        assert rc == 0, failures(output)
-
+# ----------------------------------------------------------------------------- the stack's secrets and external vService
 
 def encodings(value: str) -> set[str]:
     """A secret as a log could show it: plain, base64 (standard and URL-safe), URL-encoded."""
@@ -259,8 +149,8 @@ def credential_values(lab) -> set[str]:
     return found
 
 
-def test_no_secret_in_a_vvvv_deploy_log(lab, deployed):
-    log = deployed["log"]
+def test_no_secret_in_a_vvvv_deploy_log(lab, stack):
+    log = stack.output
     assert "<" in log and "ESTABLISH" in log, "the log is not at -vvvv"
     ours = {"munge key": MUNGE_KEY, "database password": DB_PASS, "vault password": VAULT_PASS}
     hits = {}
@@ -271,54 +161,70 @@ def test_no_secret_in_a_vvvv_deploy_log(lab, deployed):
     assert hits == {}, "secrets in the -vvvv log: %s" % hits
     assert len(credential_values(lab)) >= 4
     # the secret did reach where it is used: every node has the manifest's munge key
-    nodes = lab_nodes(lab)
-    for xname in deployed_members(lab):
-        key = lab.ssh(nodes[xname]["ip"], "base64 -w0 /etc/munge/munge.key").stdout.strip()
-        assert key == MUNGE_KEY, xname
+    for group, ips in stack.ips.items():
+        for index in range(len(ips)):
+            key = stack.ssh(group, "base64 -w0 /etc/munge/munge.key", index=index).stdout.strip()
+            assert key == MUNGE_KEY, (group, index)
 
 
-def deployed_members(lab) -> list[str]:
-    reply = lab.session().get(lab.url + "/hsm/v2/groups/" + LABEL, timeout=30)
+def stack_members(stack) -> list[str]:
+    reply = stack.lab.session().get(stack.lab.url + "/hsm/v2/groups/stack", timeout=30)
     reply.raise_for_status()
-    return reply.json()["members"]["ids"]
+    return sorted(reply.json()["members"]["ids"])
 
 
-def test_check_mode_on_a_growing_vcluster(lab, deployed, git_https):
-    members = sorted(deployed_members(lab))
+def node_labels(lab, xname: str) -> list[str]:
+    reply = lab.session().get(lab.url + f"/hsm/v2/memberships/{xname}", timeout=30)
+    reply.raise_for_status()
+    return reply.json().get("groupLabels") or []
+
+
+def test_check_mode_on_a_growing_vcluster(lab, stack, tmp_path):
+    members = stack_members(stack)
     assert len(members) == 3
-    env, args, tmp = deployed["env"], deployed["args"], deployed["tmp"]
-    tasks = check_run(lab, tmp, deployed["render"](3, probe("v1", git_https["url"])), face="csm", args=args, env=env)
+    nodes = lab_nodes(lab)
+    free = [x for x in sorted(nodes) if x.startswith("x1000") and x not in members and not node_labels(lab, x)]
+    assert free, "no free compute node for the stack to grow on"
+    computes = sorted(x for x in members if x.startswith("x1000")) + free[:1]
+    path = tmp_path / "stack-grown.yml"
+    path.write_text(stack.render(computes=computes))
+    before = site_state(lab)
+    run = stack.run("deploy", check=True, diff=True, manifest=path)
+    assert run["rc"] == 0, (failures(run["output"]), run["log"])
+    after = site_state(lab)
+    assert after == before, "check mode changed the site: %s" % sorted(k for k in before if before[k] != after[k])
+    tasks = run["tasks"]
     plan = one(tasks["Plan the nodes"])["plan"]
-    assert len(plan["add"]) == 1 and plan["remove"] == [] and set(members) < set(plan["members"])
+    assert plan["add"] == free[:1] and plan["remove"] == [] and set(members) < set(plan["members"])
     # only the joining node boots anew: the others keep their boot parameters
     assert booted_nodes(tasks) == plan["add"]
     assert one(tasks["Label the nodes"])["changed"]
     assert one(tasks["Put the nodes on their VLAN"])["diff"]["after"]["members"] == sorted(plan["members"])
-    assert sorted(deployed_members(lab)) == members
+    assert stack_members(stack) == members
 
 
-def test_external_vservice_version_bump_runs_the_new_version(lab, deployed, git_https):
-    env, args, tmp = deployed["env"], deployed["args"], deployed["tmp"]
-    nodes = lab_nodes(lab)
-    computes = [x for x in deployed_members(lab) if x.startswith("x1000")]
-    assert len(computes) == 2, computes
-
+def test_external_vservice_version_bump_runs_the_new_version(stack, ext_git):
     def probes() -> set[str]:
-        return {lab.ssh(nodes[x]["ip"], "cat /etc/vcluster-ext-probe").stdout.strip() for x in computes}
+        return {stack.ssh("compute", f"cat {EXT_PROBE_FILE}", index=i).stdout.strip()
+                for i in range(len(stack.ips["compute"]))}
     # the -vvvv deploy ran v1 (its tasks from the checkout of v1's commit) on the compute nodes
-    assert "/%s/vc_ext_probe/tasks/main.yml" % git_https["commits"]["v1"] in deployed["log"]
+    assert "/%s/vc_ext_probe/tasks/main.yml" % ext_git["commits"]["v1"] in stack.output
     assert probes() == {"v1 it"}
-    deployed["path"].write_text(deployed["render"](2, probe("v2", git_https["url"])))
-    run = run_site_playbook(lab, "csm", "deploy", tmp, extra_vars={"vcluster_manifest": str(deployed["path"])},
-                            args=args, env=env)
-    assert run["rc"] == 0, failures(run["output"])
+    stack.manifest.write_text(stack.render(external=ext_probe("v2", ext_git["url"])))
+    run = stack.deploy()
+    assert run["rc"] == 0, (failures(run["output"]), run["log"])
     tasks, stats = run["tasks"], run["stats"]
     validated = one(tasks["Validate the manifest"])
     assert validated["changed"] and validated["fetched"] == ["vc_ext_probe"]
     external = validated["manifest"]["vservices"][-1]
-    assert external["source"]["commit"] == git_https["commits"]["v2"]
-    assert external["role"].endswith("/%s/vc_ext_probe" % git_https["commits"]["v2"])
+    assert external["source"]["commit"] == ext_git["commits"]["v2"]
+    assert external["role"].endswith("/%s/vc_ext_probe" % ext_git["commits"]["v2"])
     applied = next(results for name, results in tasks.items() if name.endswith("Probe | the version that runs"))
     assert len(applied) == 2 and all(result["changed"] for result in applied.values()), applied
     assert probes() == {"v2 it"}
+    # the bump changed the probe only: no other vService's file changed, no daemon restarted or reloaded
+    others = sorted(name for name, results in tasks.items() if not name.endswith("Probe | the version that runs")
+                    and any(r.get("changed") for h, r in results.items() if h != "localhost"))
+    assert not [n for n in others if any(w in n.lower() for w in ("restart", "reload", "config |", "plugstack", "munge"))], (
+        others, run["log"])
     assert sum(s["changed"] for h, s in stats.items() if h != "localhost") >= len(applied)
