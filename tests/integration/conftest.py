@@ -165,8 +165,7 @@ class Stack:
                  args: tuple = (), env: dict | None = None, render=None):
         self.lab, self.manifest, self.stats, self.workdir = lab, manifest, stats, workdir
         self.args, self.env = args, dict(env or {})
-        #: render(**changes): the manifest's YAML text, with changes (``external``: the external vService entry,
-        #: ``computes``: the compute nodes' xnames)
+        #: render(external=None): the manifest's YAML text (``external``: the external vService's entry, v1's by default)
         self.render = render
         #: the first deploy's output, at -vvvv (what an operator's log would hold)
         self.output = output
@@ -183,14 +182,12 @@ class Stack:
         """hpc.vcluster.deploy of the stack again (``run``'s result)."""
         return self.run("deploy")
 
-    def run(self, playbook: str, check: bool = False, diff: bool = False, extra_vars: dict | None = None,
-            manifest: Path | None = None) -> dict:
-        """hpc.vcluster.<playbook> on the stack's manifest (or ``manifest``), as an operator runs it
-        (run_site_playbook's result).
+    def run(self, playbook: str, check: bool = False, diff: bool = False, extra_vars: dict | None = None) -> dict:
+        """hpc.vcluster.<playbook> on the stack's manifest, as an operator runs it (run_site_playbook's result).
 
         Each run's whole output is kept in the stack's work directory, named in ``run["log"]`` (for failure messages)."""
         run = run_site_playbook(self.lab, "openchami", playbook, self.workdir, check=check, diff=diff,
-                                extra_vars={"vcluster_manifest": str(manifest or self.manifest), **(extra_vars or {})},
+                                extra_vars={"vcluster_manifest": str(self.manifest), **(extra_vars or {})},
                                 args=self.args, env=self.env)
         self.runs += 1
         log = self.workdir / f"{playbook}-{self.runs}.out"
@@ -236,13 +233,11 @@ def stack(lab, ext_git, tmp_path_factory):
     base = yaml.safe_load(STACK_MANIFEST.read_text())
     base["image"]["recipe"] = str((STACK_MANIFEST.parent / base["image"]["recipe"]).resolve())
 
-    def render(external: dict | None = None, computes: list[str] | None = None) -> str:
+    def render(external: dict | None = None) -> str:
         """The stack's manifest as YAML text: its nodes pinned, the munge key as a !vault value, the database
         password as an environment reference, the external vService (v1 unless ``external`` says)."""
         doc = json.loads(json.dumps(base))
         doc["nodes"] = {group: {"nodes": xnames} for group, xnames in STACK_NODES.items()}
-        if computes is not None:
-            doc["nodes"]["compute"] = {"nodes": computes}
         slurm = next(v for v in doc["vservices"] if v["name"] == "slurm")
         slurm["config"].update(dbd_storage_pass={"secret": {"env": "VCLUSTER_SECRET_IT_DBPASS"}},
                                munge_key_b64="MUNGE_KEY_PLACEHOLDER")

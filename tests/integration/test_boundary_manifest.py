@@ -7,8 +7,9 @@ Proves, with the real deploy playbook:
   fabric's VLANs, policies and ports, UFM's PKeys, what each node container runs and since
   when) is identical before and after, and each refusal names the field or the line;
 - ``deploy --check --diff`` on a vCluster that does not exist yet (under an allow-list of its
-  label), then on the stack growing by a node, prints the plan and leaves the site identical
-  (shrinking in check mode: the unit tests of the plan and of the label module);
+  label) prints the plan and leaves the site identical (a running vCluster growing in check mode:
+  test_reconcile.py's join, ``reconcile --check --diff`` on the stack; growing and shrinking plans:
+  the unit tests of the plan and of the label module);
 - the stack's whole deploy at ``-vvvv`` (conftest.py ``stack``: no deployment of its own here), with
   the munge key as an Ansible Vault value, the database password and the FirecREST service's secrets
   (one of them the CSM face's client secret) as environment references, prints none of the secrets
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "manifest"
 import hostile_generated  # noqa: E402  (the unit suite's generated hostile manifests)
 
 from conftest import DB_PASS, EXT_PROBE_FILE, MUNGE_KEY, VAULT_PASS, ext_probe
-from vc_lab import ROOT, failures, lab_nodes, run_playbook, run_site_playbook, site_state
+from vc_lab import ROOT, failures, run_playbook, run_site_playbook, site_state
 
 HOSTILE = ROOT / "tests" / "unit" / "manifest" / "hostile"
 #: One per kind of check (the loader, a field rule, an external source, Ansible's variables, a role's contract, a
@@ -165,42 +166,6 @@ def test_no_secret_in_a_vvvv_deploy_log(lab, stack):
         for index in range(len(ips)):
             key = stack.ssh(group, "base64 -w0 /etc/munge/munge.key", index=index).stdout.strip()
             assert key == MUNGE_KEY, (group, index)
-
-
-def stack_members(stack) -> list[str]:
-    reply = stack.lab.session().get(stack.lab.url + "/hsm/v2/groups/stack", timeout=30)
-    reply.raise_for_status()
-    return sorted(reply.json()["members"]["ids"])
-
-
-def node_labels(lab, xname: str) -> list[str]:
-    reply = lab.session().get(lab.url + f"/hsm/v2/memberships/{xname}", timeout=30)
-    reply.raise_for_status()
-    return reply.json().get("groupLabels") or []
-
-
-def test_check_mode_on_a_growing_vcluster(lab, stack, tmp_path):
-    members = stack_members(stack)
-    assert len(members) == 3
-    nodes = lab_nodes(lab)
-    free = [x for x in sorted(nodes) if x.startswith("x1000") and x not in members and not node_labels(lab, x)]
-    assert free, "no free compute node for the stack to grow on"
-    computes = sorted(x for x in members if x.startswith("x1000")) + free[:1]
-    path = tmp_path / "stack-grown.yml"
-    path.write_text(stack.render(computes=computes))
-    before = site_state(lab)
-    run = stack.run("deploy", check=True, diff=True, manifest=path)
-    assert run["rc"] == 0, (failures(run["output"]), run["log"])
-    after = site_state(lab)
-    assert after == before, "check mode changed the site: %s" % sorted(k for k in before if before[k] != after[k])
-    tasks = run["tasks"]
-    plan = one(tasks["Plan the nodes"])["plan"]
-    assert plan["add"] == free[:1] and plan["remove"] == [] and set(members) < set(plan["members"])
-    # only the joining node boots anew: the others keep their boot parameters
-    assert booted_nodes(tasks) == plan["add"]
-    assert one(tasks["Label the nodes"])["changed"]
-    assert one(tasks["Put the nodes on their VLAN"])["diff"]["after"]["members"] == sorted(plan["members"])
-    assert stack_members(stack) == members
 
 
 def test_external_vservice_version_bump_runs_the_new_version(stack, ext_git):
