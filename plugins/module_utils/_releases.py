@@ -27,7 +27,7 @@ DEFAULT_BUCKET = "vcluster-releases"
 OPERATIONS = ("deploy", "update", "rollback", "reconcile")
 RESULTS = ("success", "failed")
 # What makes two records the same release (who and when do not).
-CONTENT_KEYS = ("manifest_digest", "images", "vservices", "nodes", "fingerprints", "result")
+CONTENT_KEYS = ("manifest_digest", "images", "vservices", "nodes", "fingerprints", "site_fingerprint", "result")
 _ID = re.compile(r"^(?:([a-z][a-z0-9_]*)-)?0*([0-9]+)$")
 
 
@@ -127,6 +127,7 @@ def _ids(history):
 
 def _content(record):
     out = dict((k, record.get(k)) for k in CONTENT_KEYS)
+    out["site_fingerprint"] = record.get("site_fingerprint") or ""  # records from before it was kept have none
     out["nodes"] = dict((x, (n.get("node_group"), "self" if n.get("release") == record.get("seq") else n.get("release")))
                         for x, n in (record.get("nodes") or {}).items())
     return out
@@ -171,6 +172,7 @@ def make_record(name, seq, params, history, now=None):
         "vservices": params.get("vservices") or [],
         "nodes": nodes,
         "fingerprints": params.get("fingerprints") or {},
+        "site_fingerprint": params.get("site_fingerprint") or "",
         "message": params.get("note") or "",
         "based_on": before["seq"] if before else None,
     }

@@ -34,6 +34,14 @@ options:
       - The SMD exclusive group every vCluster label is created in.
     type: str
     default: vcluster
+  site_state:
+    description:
+      - Also read what the site holds for the vCluster (its label's members, the members' boot parameters and power
+        states, its VLAN: four more reads) and return its hash as RV(site_fingerprint).
+      - The deploy compares it with the latest release's (M(hpc.vcluster.vcluster_release) records it) to skip the
+        label, boot, network and power steps of an unchanged re-run.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -124,6 +132,14 @@ plan:
       description: The vServices in apply order (name, version, node groups, source).
       type: list
       elements: dict
+site_fingerprint:
+  description:
+    - With O(site_state), C(sha256:<hex>) of what the site holds for the vCluster now (label members, the members' boot
+      parameters and power states, the VLAN and the nodes on it); empty when it cannot be read as one hash (a PKey
+      segment) or O(site_state) is false.
+  returned: success
+  type: str
+  sample: "sha256:3f1c..."
 site:
   description: The site the plan was made for (no secrets).
   returned: success
@@ -133,6 +149,7 @@ site:
 
 from ansible_collections.hpc.vcluster.plugins.module_utils._module import SiteModule
 from ansible_collections.hpc.vcluster.plugins.module_utils._plan import PlanError, make_plan
+from ansible_collections.hpc.vcluster.plugins.module_utils._site_state import fingerprint, site_state
 
 
 def main():
@@ -140,6 +157,7 @@ def main():
         argument_spec=dict(
             manifest=dict(type="dict", required=True),
             exclusive_group=dict(type="str", default="vcluster"),
+            site_state=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
         access_control=True,
@@ -163,7 +181,13 @@ def main():
             plan = make_plan(manifest, components, memberships, groups, module.params["exclusive_group"])
         except PlanError as exc:
             module.fail_json(msg="cannot place vCluster %s on site %s: %s" % (manifest["name"], module.clients.site.name, exc))
-        return dict(changed=False, plan=plan, site=module.clients.site.describe())
+        site_fingerprint = ""
+        if module.params["site_state"]:
+            label = [g for g in groups if g.get("label") == manifest["name"]]
+            label_members = ((label[0].get("members") or {}).get("ids") or []) if label else []
+            site_fingerprint = fingerprint(site_state(module.clients, manifest["name"], label_members, plan["members"],
+                                                      manifest.get("network")))
+        return dict(changed=False, plan=plan, site=module.clients.site.describe(), site_fingerprint=site_fingerprint)
 
     module.run(work)
 

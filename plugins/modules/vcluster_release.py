@@ -15,8 +15,11 @@ description:
     image with its digest, the vServices with their versions and sources, which release each node runs, what each
     node's watched files and daemons hashed to, who ran it, when, the operation and its result.
   - Records are numbered per vCluster (C(<vcluster>-000001), ...). When the latest record already describes the same
-    release (same manifest digest, images, vServices, nodes, fingerprints and result), nothing is written, so a
-    re-run that changes nothing reports no change.
+    release (same manifest digest, images, vServices, nodes, fingerprints, site fingerprint and result), nothing is
+    written, so a re-run that changes nothing reports no change.
+  - With O(site_state), the record also holds the hash of what the site holds for the vCluster after the run (its
+    label's members, the members' boot parameters and power states, its VLAN), which M(hpc.vcluster.vcluster_plan)
+    compares at the next run.
   - M(hpc.vcluster.vcluster_info) reads them back; the hpc.vcluster.vcluster role's release step calls this module.
 author:
   - hpc.vcluster maintainers (@hpc-vcluster)
@@ -101,6 +104,12 @@ options:
       - A line for the history (what changed, which nodes failed); the record's C(message).
     type: str
     default: ""
+  site_state:
+    description:
+      - Read what the site holds for the vCluster (the label's members, the boot parameters and power states of the
+        nodes of O(nodes), the VLAN of the manifest's C(network)) and record its hash as C(site_fingerprint).
+    type: bool
+    default: false
 seealso:
   - module: hpc.vcluster.vcluster_info
 """
@@ -142,11 +151,17 @@ history_length:
 from ansible_collections.hpc.vcluster.plugins.module_utils._module import SiteModule
 from ansible_collections.hpc.vcluster.plugins.module_utils._releases import (
     OPERATIONS, RESULTS, ReleaseStore, make_record, same_content, store_argument_spec, summary)
+from ansible_collections.hpc.vcluster.plugins.module_utils._site_state import fingerprint, site_state
 
 
 def run_module(module):
     params = module.params
     module.access.check_labels([params["name"]])
+    if params["site_state"]:
+        group = module.clients.smd.group(params["name"]) or {}
+        label_members = (group.get("members") or {}).get("ids") or []
+        params = dict(params, site_fingerprint=fingerprint(site_state(
+            module.clients, params["name"], label_members, list(params["nodes"]), params["manifest"].get("network"))))
     store = ReleaseStore.for_module(module)
     history = store.history(params["name"])
     seq = (history[-1]["seq"] + 1) if history else 1
@@ -176,6 +191,7 @@ def main():
         fingerprints=dict(type="dict", default={}),
         who=dict(type="dict", default={}),
         note=dict(type="str", default=""),
+        site_state=dict(type="bool", default=False),
     )
     module = SiteModule(argument_spec, access_control=True, supports_check_mode=True)
     module.run(lambda: run_module(module))

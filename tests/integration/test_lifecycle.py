@@ -1,8 +1,9 @@
 """A vCluster's life on the lab: one deployment (1 service + 4 compute nodes), reused by every check here.
 
 Proves, with real playbooks, nodes, Slurm and the site's S3 store (the lab's, through the OpenCHAMI face):
-- an unchanged re-run changes nothing and does not apply the vServices again, and yet a file and a daemon
-  changed by hand on a node are put back (drift);
+- an unchanged re-run changes nothing, does not apply the vServices again and skips the label, boot,
+  network and power steps (the site hashes as the latest release recorded), and yet a file and a daemon
+  changed by hand on a node are put back, and so is a node's port taken off the VLAN by hand (drift);
 - a config-only Slurm change is applied by reconfigure: slurmctld's and slurmd's pids stay the same, and the
   history holds the deploy and the update;
 - an image update of every compute node, batch by batch, while a stream of short jobs and a long job run:
@@ -29,6 +30,8 @@ NAME = "life"
 SERVICE = "x3000c0s0b0n0"
 COMPUTES = ["x1000c0s%db0n0" % i for i in range(4)]
 JOBCOMP_LOG = "/var/log/slurm/jobcomp.log"
+#: the steps an unchanged re-run skips (the plan step found the site as the latest release recorded)
+SITE_STEPS = ("Label the nodes", "Set the boot parameters of each node group", "Put the nodes on their VLAN", "Power on the nodes")
 # slurmctld runs this at the end of every job (JobCompType=jobcomp/script): one line per job, job|state|exit|nodes
 JOBCOMP_SCRIPT = base64.b64encode(f'#!/bin/sh\necho "$JOBID|$JOBSTATE|$EXITCODE|$NODES" >> {JOBCOMP_LOG}\n'.encode()).decode()
 
@@ -140,6 +143,27 @@ def test_rerun_changes_nothing_skips_the_vservices_and_repairs_drift(life):
     applied = again["tasks"]["Apply each vService on its node groups"]
     assert applied and all(r.get("skipped") for r in applied.values()), applied
     assert len(life.history()) == recorded  # nothing new to record
+    # the site holds what the release recorded (its hash): the label, boot, network and power steps were skipped
+    for step in SITE_STEPS:
+        assert again["tasks"].get(step) and all(r.get("skipped") for r in again["tasks"][step].values()), (
+            step, again["tasks"].get(step))
+
+    # drift on the site: a compute node's edge port taken off the vCluster's VLAN by hand (the fabric manager's API)
+    fabric = life.lab.url + "/apis/fabric-manager/fabric"
+    ports = life.lab.session().get(fabric + "/ports", params={"expand": "true"}, timeout=30).json()["documents"]
+    link, port = next((k, d) for k, d in ports.items() if d.get("dst_port") == COMPUTES[2] + "h0")
+    policy = f"/fabric/port-policies/{NAME}"
+    assert policy in port["portPolicyLinks"], port
+    reply = life.lab.session().patch(fabric + "/ports/" + link.rsplit("/", 1)[1], timeout=30,
+                                     json={"portPolicyLinks": [p for p in port["portPolicyLinks"] if p != policy]})
+    assert reply.status_code < 300, reply.text
+    moved = life.run("deploy", extra_vars=m)
+    network = next(iter(moved["tasks"]["Put the nodes on their VLAN"].values()))
+    assert network.get("changed") and COMPUTES[2] in network["segment"]["members"], network
+    port = life.lab.session().get(fabric + "/ports/" + link.rsplit("/", 1)[1], timeout=30).json()
+    assert policy in port["portPolicyLinks"], port
+    assert 240 in [int(v) for v in life.nodes()[COMPUTES[2]]["vlans"]], life.nodes()[COMPUTES[2]]
+    assert len(life.history()) == recorded  # the site is back to what the release recorded
 
     # drift: a file changed and a daemon stopped by hand
     life.sh(COMPUTES[1], "echo 'SLURMD_OPTIONS=--bogus' > /etc/default/slurmd && systemctl stop munge")

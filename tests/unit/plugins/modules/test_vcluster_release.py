@@ -5,9 +5,10 @@ import pytest
 from ansible_collections.hpc.vcluster.plugins.action.vcluster_manifest import digest, mask
 from ansible_collections.hpc.vcluster.plugins.module_utils._releases import previous, select
 from ansible_collections.hpc.vcluster.plugins.module_utils._site import SiteError
-from ansible_collections.hpc.vcluster.plugins.modules import vcluster_info, vcluster_release
+from ansible_collections.hpc.vcluster.plugins.modules import vcluster_info, vcluster_plan, vcluster_release
 
-from vc_harness import FakeS3, Failed, run
+from test_network_segment import FakeFabric
+from vc_harness import FakeBss, FakePcs, FakeS3, FakeSmd, Failed, run
 
 STORE = {"s3_url": "http://s3.test/store", "s3_access_key": "ak", "s3_secret_key": "sk"}
 N0, N1 = "x1000c0s0b0n0", "x1000c0s1b0n0"
@@ -94,3 +95,34 @@ def test_masking_and_digest():
     assert digest(manifest, [("vservices[0].config.munge_key_b64", "b" * 44)]) != digest(manifest, secret)
     assert "a" * 44 not in digest(manifest, secret)
     assert digest(manifest) != digest(dict(manifest, name="other"))
+
+
+def test_site_state_is_recorded_and_a_change_on_the_site_makes_a_new_record(rsps):
+    FakeS3(rsps)
+    smd = FakeSmd(rsps)
+    smd.add_group("demo", [N0, N1], exclusive="vcluster")
+    bss = FakeBss(rsps)
+    bss.hosts = dict((x, {"kernel": "k", "initrd": "i", "params": "p"}) for x in (N0, N1))
+    pcs = FakePcs(rsps, power={N0: "on", N1: "on"})
+    fabric = FakeFabric(rsps)
+    fabric.vlans["240"] = {"id": 240, "name": "demo"}
+    fabric.policies["demo"] = {"allowedVlans": ["/fabric/vlans/240"], "nativeVlanId": "/fabric/vlans/240"}
+    for port in fabric.ports.values():
+        if port["dst_port"][:-2] in (N0, N1):
+            port["portPolicyLinks"] = ["/fabric/port-policies/demo"]
+    manifest = {"name": "demo", "nodes": {"compute": {"count": 2, "select": {"role": "Compute"}}},
+                "image": {"name": "img", "tag": "1"}, "network": {"vlan": 240}}
+    args = release(manifest=manifest, site_state=True)
+    first = run(vcluster_release.main, args)
+    assert first["written"] and first["release"]["site_fingerprint"].startswith("sha256:")
+    # the plan reads the same site and finds the same hash
+    planned = run(vcluster_plan.main, {"manifest": manifest, "site_state": True})
+    assert planned["plan"]["members"] == [N0, N1]
+    assert planned["site_fingerprint"] == first["release"]["site_fingerprint"]
+    assert run(vcluster_plan.main, {"manifest": manifest})["site_fingerprint"] == ""
+    # unchanged: nothing written; a node powered off by hand: another hash, a new record
+    assert run(vcluster_release.main, args)["written"] is False
+    pcs.power[N1] = "off"
+    assert run(vcluster_plan.main, {"manifest": manifest, "site_state": True})["site_fingerprint"] != planned["site_fingerprint"]
+    second = run(vcluster_release.main, args)
+    assert second["written"] and second["release"]["site_fingerprint"] != first["release"]["site_fingerprint"]
