@@ -1,28 +1,43 @@
-"""molecule/firecrest's user: pyfirecrest (v2 client) against the FirecREST the role deployed.
+"""molecule/firecrest's user: FirecREST's v2 REST API, called from the controller with the standard
+library (pyfirecrest, the client users install, is tests/integration/test_users.py's, on the stack).
 
 Usage: client.py URL CA SYSTEM TOKENS_DIR
-With alice's token: the system is listed and its health checks pass, a batch job is submitted,
-followed to COMPLETED and its output file read. The expired and the foreign-signed tokens are
+With alice's token: the system is listed and its health checks pass (GET /status/systems), a batch job
+is submitted (POST /compute/SYSTEM/jobs), followed to COMPLETED (GET /compute/SYSTEM/jobs/ID) and its
+output file read (GET /filesystem/SYSTEM/ops/view). The expired and the foreign-signed tokens are
 refused (401). Prints one JSON line of what it saw; exits non-zero on the first failure.
 """
 import json
+import ssl
 import sys
 import time
 from pathlib import Path
+from urllib.error import HTTPError
+from urllib.parse import urlencode
+from urllib.request import Request, urlopen
 
-from firecrest import FirecrestException
-from firecrest.v2 import Firecrest
-
-URL, CA, SYSTEM, TOKENS = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4])
+URL, CA, SYSTEM, TOKENS = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3], Path(sys.argv[4])
 MARK = "hello from FirecREST on %s" % SYSTEM
+CONTEXT = ssl.create_default_context(cafile=CA)
 
 
-class Token:
-    def __init__(self, name):
-        self.token = (TOKENS / name).read_text().strip()
-
-    def get_access_token(self):
-        return self.token
+def call(token, method, path, params=None, body=None):
+    """(status, decoded JSON or text) of one request with TOKEN as its bearer token."""
+    url = URL + path + ("?" + urlencode(params) if params else "")
+    headers = {"Authorization": "Bearer " + (TOKENS / token).read_text().strip()}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    try:
+        with urlopen(Request(url, data=data, headers=headers, method=method), context=CONTEXT, timeout=60) as resp:
+            status, raw = resp.status, resp.read()
+    except HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
 
 
 def fail(msg, **seen):
@@ -30,11 +45,16 @@ def fail(msg, **seen):
     sys.exit(1)
 
 
-alice = Firecrest(firecrest_url=URL, authorization=Token("alice"), verify=CA)
+def expect(status, reply, code, what, seen):
+    if status != code:
+        fail("%s: HTTP %s, not %s" % (what, status, code), reply=str(reply)[:1000], **seen)
+    return reply
+
+
 seen = {}
 deadline = time.monotonic() + 150
 while True:
-    systems = alice.systems()
+    systems = expect(*call("alice", "GET", "/status/systems"), 200, "GET /status/systems", seen)["systems"]
     mine = [s for s in systems if s["name"] == SYSTEM]
     if not mine:
         fail("system %s not listed" % SYSTEM, systems=[s["name"] for s in systems])
@@ -48,13 +68,14 @@ seen["systems"] = [s["name"] for s in systems]
 seen["health"] = sorted(h.get("serviceType", "?") for h in health)
 
 script = "#!/bin/bash\n#SBATCH --job-name=fc-molecule\n#SBATCH --output=/home/alice/fc-job-%%j.out\necho '%s'\nhostname\n" % MARK
-job = alice.submit(SYSTEM, working_dir="/home/alice", script_str=script)
+job = expect(*call("alice", "POST", "/compute/%s/jobs" % SYSTEM,
+                   body={"job": {"working_directory": "/home/alice", "script": script}}), 201, "submit", seen)
 jobid = str(job["jobId"])
 seen["jobid"] = jobid
 state = None
 deadline = time.monotonic() + 120
 while time.monotonic() < deadline:
-    info = alice.job_info(SYSTEM, jobid)
+    info = expect(*call("alice", "GET", "/compute/%s/jobs/%s" % (SYSTEM, jobid)), 200, "job info", seen)["jobs"] or []
     state = (info[0].get("status") or {}).get("state") if info else None
     if state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"):
         break
@@ -62,19 +83,15 @@ while time.monotonic() < deadline:
 seen["state"] = state
 if state != "COMPLETED":
     fail("job %s ended %s" % (jobid, state), **seen)
-output = alice.view(SYSTEM, "/home/alice/fc-job-%s.out" % jobid)
+output = expect(*call("alice", "GET", "/filesystem/%s/ops/view" % SYSTEM, params={"path": "/home/alice/fc-job-%s.out" % jobid}),
+                200, "view", seen)["output"]
 seen["output"] = output.strip().splitlines()[:2]
 if MARK not in output:
     fail("the job's output file does not hold the mark", **seen)
 
 for name in ("expired", "foreign"):
-    try:
-        Firecrest(firecrest_url=URL, authorization=Token(name), verify=CA).systems()
-    except FirecrestException as exc:
-        codes = [getattr(r, "status_code", None) for r in getattr(exc, "responses", [])]
-        if 401 not in codes:
-            fail("the %s token was refused, but not with 401: %s" % (name, codes), **seen)
-        seen["refused_" + name] = 401
-    else:
-        fail("the %s token was accepted" % name, **seen)
+    status, reply = call(name, "GET", "/status/systems")
+    if status != 401:
+        fail("the %s token got HTTP %s, not 401" % (name, status), reply=str(reply)[:300], **seen)
+    seen["refused_" + name] = 401
 print(json.dumps({"ok": True, **seen}, default=str))
