@@ -37,7 +37,7 @@ options:
   site_state:
     description:
       - Also read what the site holds for the vCluster (its label's members, the members' boot parameters and power
-        states, its VLAN: four more reads) and return its hash as RV(site_fingerprint).
+        states, its VLAN, with four more reads) and return its hash as RV(site_fingerprint).
       - The deploy compares it with the latest release's (M(hpc.vcluster.vcluster_release) records it) to skip the
         label, boot, network and power steps of an unchanged re-run.
     type: bool
