@@ -690,8 +690,28 @@ def _debootstrap(suite: str, packages: list[str], tarball: Path, log: Log) -> No
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _write_sums(sums: Path, files: list[tuple[str, Path]]) -> None:
+    """``sums`` lists the checksum of each file as it is now (rewritten, atomically, when it says otherwise: a
+    checksum file must never describe another build of its image)."""
+    text = "".join(f"{sha256_file(path)}  {served}\n" for served, path in files)
+    if sums.is_file() and sums.read_text() == text:
+        return
+    partial = sums.with_name(sums.name + ".part")
+    partial.write_text(text)
+    os.replace(partial, sums)
+
+
 def build_images(log: Log = _quiet) -> dict[str, dict]:
-    """Each image of images.yml as ``<name>.tar`` and ``<name>.sqsh`` in the cache; name -> paths."""
+    """Each image of images.yml as ``<name>.tar`` and ``<name>.sqsh`` in the cache; name -> paths.
+
+    Under a lock: a lab starting, ``make molecule-images`` and the contract tests may prepare the repository at
+    the same time, and two builds of one image (SquashFS is not byte-reproducible) must not end as one's image
+    with the other's checksum."""
+    with images._locked("site-repo-images"):  # pylint: disable=protected-access
+        return _build_images(log)
+
+
+def _build_images(log: Log) -> dict[str, dict]:
     specs = image_specs()
     cache = images.cache_dir() / "site" / "repo" / "images"
     cache.mkdir(parents=True, exist_ok=True)
@@ -714,8 +734,7 @@ def build_images(log: Log = _quiet) -> dict[str, dict]:
                        f"site repository: image {name}: mksquashfs")
             log(f"site repository: built image {name} ({spec['suite']}) in {time.monotonic() - started:.1f} s")
         sums = cache / f"{name}-{key}.sha256"
-        if not sums.is_file():
-            sums.write_text("".join(f"{sha256_file(p)}  {name}.{k}\n" for k, p in (("sqsh", squash), ("tar", tarball))))
+        _write_sums(sums, [(f"{name}.sqsh", squash), (f"{name}.tar", tarball)])
         for path in (tarball, squash, sums):
             path.chmod(0o644)
         out[name] = {"tar": tarball, "sqsh": squash, "sha256": sums, "suite": spec["suite"]}
@@ -763,8 +782,7 @@ def _uenv_image(name: str, spec: dict, cache: Path, log: Log) -> dict:
         finally:
             shutil.rmtree(tree, ignore_errors=True)
         log(f"site repository: built uenv image {name} in {time.monotonic() - started:.1f} s")
-    if not sums.is_file():
-        sums.write_text(f"{sha256_file(squash)}  {name}.sqsh\n")
+    _write_sums(sums, [(f"{name}.sqsh", squash)])
     for path in (squash, sums):
         path.chmod(0o644)
     return {"sqsh": squash, "sha256": sums, "kind": "uenv", "mount": spec["mount"]}

@@ -178,6 +178,23 @@ def test_control_file_substitutes_facts_and_folds_the_description():
     assert text.endswith("Description: Summary for 22.05.8\n Long line.\n .\n Second paragraph.\n")
 
 
+def test_an_image_checksum_file_always_describes_the_image_beside_it(tmp_path):
+    # two builds of one image raced once (SquashFS is not byte-reproducible): the checksum file of one build stayed
+    # beside the other's image, and every later start served the pair as it was; now it is rewritten to match
+    image, sums = tmp_path / "img.sqsh", tmp_path / "img.sha256"
+    image.write_bytes(b"first build")
+    site_repo._write_sums(sums, [("img.sqsh", image)])  # pylint: disable=protected-access
+    assert sums.read_text() == f"{hashlib.sha256(b'first build').hexdigest()}  img.sqsh\n"
+    image.write_bytes(b"second build")
+    before = sums.stat().st_ino
+    site_repo._write_sums(sums, [("img.sqsh", image)])  # pylint: disable=protected-access
+    assert sums.read_text() == f"{hashlib.sha256(b'second build').hexdigest()}  img.sqsh\n"
+    assert sums.stat().st_ino != before, "replaced, not rewritten in place (the served tree links the old file)"
+    unchanged = sums.stat().st_ino
+    site_repo._write_sums(sums, [("img.sqsh", image)])  # pylint: disable=protected-access
+    assert sums.stat().st_ino == unchanged and not list(tmp_path.glob("*.part"))
+
+
 def test_build_key_follows_the_source_checksum_and_the_recipe():
     recipe = site_repo.load_recipes()["nhc"]
     pin = site_repo.pinned_sources()[recipe["source"]]
