@@ -36,6 +36,16 @@ def port_node(port):
     return dst[:-2] if len(dst) > 2 else None
 
 
+def policy_link(label):
+    """The link a port carries to be on ``label``'s segment: its port policy (one per vCluster)."""
+    return "/fabric/port-policies/%s" % label
+
+
+def nodes_on_policy(ports, link):
+    """The nodes whose edge port carries the port policy ``link`` (``ports``: edge_ports()), sorted."""
+    return sorted(node for node, port in ports.items() if link in (port.get("portPolicyLinks") or []))
+
+
 class FabricClient(object):
     def __init__(self, transport, base_url):
         self.transport = transport

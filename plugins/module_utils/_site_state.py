@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.vcluster contributors
-# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the site holds for one vCluster, as one hash: its label's members, its members' boot parameters
 and power states, and its VLAN (the VLAN, the label's port policy, the nodes whose ports carry it).
 
@@ -11,46 +11,42 @@ state or VLAN changed by hand on the site changes the hash, so the steps run and
 reads of the site in the module that already runs, instead of four module runs.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import hashlib
 import json
 
-#: the network kinds this hash can read; a PKey (UFM, with credentials of its own) is not hashed
-HASHED_NETWORKS = ("vlan",)
+from ansible_collections.hpc.vcluster.plugins.module_utils._fabric import nodes_on_policy, policy_link
+from ansible_collections.hpc.vcluster.plugins.module_utils._labels import group_view
 
 
 def network_state(fabric, label, vlan_id):
     """The VLAN as network_segment compares it: the VLAN's name, the label's port policy, the nodes on it."""
-    policy_link = "/fabric/port-policies/%s" % label
     vlan = fabric.vlan(int(vlan_id))
     policy = fabric.policy(label)
-    ports = fabric.edge_ports()
     return {
         "vlan": None if vlan is None else {"id": int(vlan_id), "name": vlan.get("name")},
         "policy": None if policy is None else {"allowed": sorted(str(v) for v in policy.get("allowedVlans") or []),
                                                "native": bool(policy.get("nativeVlanId"))},
-        "on": sorted(node for node, port in ports.items() if policy_link in (port.get("portPolicyLinks") or [])),
+        "on": nodes_on_policy(fabric.edge_ports(), policy_link(label)),
     }
 
 
-def site_state(clients, label, label_members, members, network):
-    """The site's state for the vCluster ``label``, or None when it cannot be hashed (a PKey segment).
+def site_state(clients, label, group, members, network):
+    """The site's state for the vCluster ``label``, or None when it cannot be hashed (a PKey segment: UFM is
+    read with credentials of its own).
 
-    ``label_members``: the label's members as SMD has them now (the caller has read them);
-    ``members``: the nodes whose boot parameters and power are read (the plan's members);
-    ``network``: the manifest's network mapping (or None)."""
+    ``group``: the label's SMD group as the caller read it (None when there is none); ``members``: the nodes
+    whose boot parameters and power are read (the plan's members); ``network``: the manifest's network."""
     network = network or {}
-    if any(key not in HASHED_NETWORKS for key in network if key in ("vlan", "pkey")):
+    if "pkey" in network:
         return None
     members = sorted(set(members))
     boot = clients.bss.by_host(members) if members else {}
     power = clients.pcs.power_status(members) if members else {}
     return {
         "label": label,
-        "label_members": sorted(set(label_members)),
+        "label_members": group_view(group).get("members", []),
         "boot": dict((x, boot.get(x)) for x in members),
         "power": dict((x, (power.get(x) or {}).get("powerState")) for x in members),
         "network": network_state(clients.fabric, label, network["vlan"]) if "vlan" in network else None,

@@ -161,6 +161,8 @@ removed:
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.hpc.vcluster.plugins.module_utils._fabric import nodes_on_policy
+from ansible_collections.hpc.vcluster.plugins.module_utils._fabric import policy_link as fabric_policy_link
 from ansible_collections.hpc.vcluster.plugins.module_utils._module import SiteModule
 from ansible_collections.hpc.vcluster.plugins.module_utils._site import SiteError
 from ansible_collections.hpc.vcluster.plugins.module_utils._targets import label_members, members_diff, planned_members
@@ -179,7 +181,7 @@ def vlan_present(module, label, members):
     name = params["name"] or label
     native = params["membership"] == "full"
     vlan_link = "/fabric/vlans/%d" % vlan_id
-    policy_link = "/fabric/port-policies/%s" % label
+    policy_link = fabric_policy_link(label)
 
     vlan = fabric.vlan(vlan_id)
     if vlan is not None and vlan.get("name") != name:
@@ -193,7 +195,7 @@ def vlan_present(module, label, members):
     if missing:
         raise SiteError("the fabric manager has no edge port for %s (no port whose dst_port is <xname>h0). "
                         "Nothing was changed." % ", ".join(missing))
-    on_policy = sorted(node for node, port in ports.items() if policy_link in (port.get("portPolicyLinks") or []))
+    on_policy = nodes_on_policy(ports, policy_link)
     before_members = on_policy if (policy is not None and vlan is not None) else []
     before = segment_view("vlan", vlan_id, name, params["membership"], before_members) if vlan is not None else {}
     if policy is not None and not policy_ok:
@@ -229,13 +231,13 @@ def vlan_absent(module, label):
     fabric = module.clients.fabric
     vlan_id = params["vlan"]
     name = params["name"] or label
-    policy_link = "/fabric/port-policies/%s" % label
+    policy_link = fabric_policy_link(label)
     vlan = fabric.vlan(vlan_id)
     policy = fabric.policy(label)
     if policy is None and (vlan is None or vlan.get("name") != name):
         return {"changed": False, "segment": {}, "added": [], "removed": []}
     ports = fabric.edge_ports()
-    on_policy = sorted(node for node, port in ports.items() if policy_link in (port.get("portPolicyLinks") or []))
+    on_policy = nodes_on_policy(ports, policy_link)
     result = {"changed": True, "segment": {}, "added": [], "removed": on_policy}
     result.update(module.diff_result(segment_view("vlan", vlan_id, name, params["membership"], on_policy), {}))
     if module.check_mode:

@@ -183,9 +183,8 @@ def main():
             module.fail_json(msg="cannot place vCluster %s on site %s: %s" % (manifest["name"], module.clients.site.name, exc))
         site_fingerprint = ""
         if module.params["site_state"]:
-            label = [g for g in groups if g.get("label") == manifest["name"]]
-            label_members = ((label[0].get("members") or {}).get("ids") or []) if label else []
-            site_fingerprint = fingerprint(site_state(module.clients, manifest["name"], label_members, plan["members"],
+            group = next((g for g in groups if g.get("label") == manifest["name"]), None)
+            site_fingerprint = fingerprint(site_state(module.clients, manifest["name"], group, plan["members"],
                                                       manifest.get("network")))
         return dict(changed=False, plan=plan, site=module.clients.site.describe(), site_fingerprint=site_fingerprint)
 

@@ -158,10 +158,9 @@ def run_module(module):
     params = module.params
     module.access.check_labels([params["name"]])
     if params["site_state"]:
-        group = module.clients.smd.group(params["name"]) or {}
-        label_members = (group.get("members") or {}).get("ids") or []
         params = dict(params, site_fingerprint=fingerprint(site_state(
-            module.clients, params["name"], label_members, list(params["nodes"]), params["manifest"].get("network"))))
+            module.clients, params["name"], module.clients.smd.group(params["name"]), list(params["nodes"]),
+            params["manifest"].get("network"))))
     store = ReleaseStore.for_module(module)
     history = store.history(params["name"])
     seq = (history[-1]["seq"] + 1) if history else 1

@@ -4,6 +4,7 @@ vService (served over HTTPS by ``ext_git``) that the trust-boundary tests look a
 from __future__ import annotations
 
 import base64
+import copy
 import functools
 import http.server
 import json
@@ -236,7 +237,7 @@ def stack(lab, ext_git, tmp_path_factory):
     def render(external: dict | None = None) -> str:
         """The stack's manifest as YAML text: its nodes pinned, the munge key as a !vault value, the database
         password as an environment reference, the external vService (v1 unless ``external`` says)."""
-        doc = json.loads(json.dumps(base))
+        doc = copy.deepcopy(base)
         doc["nodes"] = {group: {"nodes": xnames} for group, xnames in STACK_NODES.items()}
         slurm = next(v for v in doc["vservices"] if v["name"] == "slurm")
         slurm["config"].update(dbd_storage_pass={"secret": {"env": "VCLUSTER_SECRET_IT_DBPASS"}},

@@ -9,16 +9,16 @@ POLICY = "/fabric/port-policies/blue"
 
 
 class Site:
-    """The four reads a site_state makes, from plain data (the clients' shapes)."""
+    """The reads a site_state makes (the BSS, PCS and fabric clients' methods), from plain data; each read is noted."""
 
     def __init__(self):
         self.boot = {N0: {"kernel": "k1", "initrd": "i1", "params": "p"}, N1: {"kernel": "k1", "initrd": "i1", "params": "p"}}
         self.power = {N0: "on", N1: "on"}
-        self.vlan = {"id": 240, "name": "blue"}
-        self.policy = {"allowedVlans": ["/fabric/vlans/240"], "nativeVlanId": "/fabric/vlans/240"}
+        self.vlan_doc = {"id": 240, "name": "blue"}
+        self.policy_doc = {"allowedVlans": ["/fabric/vlans/240"], "nativeVlanId": "/fabric/vlans/240"}
         self.ports = {N0: [POLICY], N1: [POLICY], N2: []}
         self.reads = []
-        self.bss, self.pcs, self.fabric = self, self, self
+        self.bss = self.pcs = self.fabric = self
 
     def by_host(self, hosts):
         self.reads.append("bss")
@@ -28,38 +28,22 @@ class Site:
         self.reads.append("pcs")
         return dict((x, {"xname": x, "powerState": self.power.get(x, "undefined")}) for x in xnames)
 
-    def vlan_doc(self, vlan_id):
-        return self.vlan if self.vlan and self.vlan["id"] == vlan_id else None
+    def vlan(self, vlan_id):
+        self.reads.append("vlan")
+        return self.vlan_doc if self.vlan_doc and self.vlan_doc["id"] == vlan_id else None
 
-    def policy_doc(self, label):
-        return self.policy if label == "blue" else None
+    def policy(self, label):
+        self.reads.append("policy")
+        return self.policy_doc if label == "blue" else None
 
     def edge_ports(self, xnames=None):
         self.reads.append("ports")
         return dict((x, {"portPolicyLinks": list(links)}) for x, links in self.ports.items())
 
 
-def clients(site):
-    class FabricView:
-        def vlan(self, vlan_id):
-            site.reads.append("vlan")
-            return site.vlan_doc(vlan_id)
-
-        def policy(self, label):
-            site.reads.append("policy")
-            return site.policy_doc(label)
-
-        def edge_ports(self, xnames=None):
-            return site.edge_ports(xnames)
-
-    class Clients:
-        bss, pcs, fabric = site, site, FabricView()
-    return Clients()
-
-
 def digest(site, members=(N0, N1), label_members=(N1, N0), network=None):
-    return fingerprint(site_state(clients(site), "blue", list(label_members), list(members),
-                                  {"vlan": 240} if network is None else network))
+    group = {"label": "blue", "members": {"ids": list(label_members)}}
+    return fingerprint(site_state(site, "blue", group, list(members), {"vlan": 240} if network is None else network))
 
 
 def test_the_same_site_hashes_the_same_whatever_the_order():
@@ -80,15 +64,21 @@ def test_each_change_by_hand_changes_the_hash():
         elif change == "power":
             site.power[N1] = "off"
         elif change == "vlan":
-            site.vlan = None
+            site.vlan_doc = None
         elif change == "policy":
-            site.policy = dict(site.policy, nativeVlanId=None)
+            site.policy_doc = dict(site.policy_doc, nativeVlanId=None)
         elif change == "port":
             site.ports[N1] = []
         elif change == "stranger":  # a node outside the vCluster put on its VLAN
             site.ports[N2] = [POLICY]
         changes.append(digest(site, label_members=(N0,) if change == "label" else (N0, N1)))
     assert base not in changes and len(set(changes)) == len(changes)
+
+
+def test_a_label_that_is_gone_is_a_change():
+    site = Site()
+    gone = fingerprint(site_state(site, "blue", None, [N0, N1], {"vlan": 240}))
+    assert gone.startswith("sha256:") and gone != digest(site) and gone == digest(site, label_members=())
 
 
 def test_a_node_without_boot_parameters_and_no_network():
